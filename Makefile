@@ -1,0 +1,46 @@
+# Concord: `make setup` once, then `make demo` or `make test`. `make help` lists targets.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest
+
+.DEFAULT_GOAL := help
+.PHONY: help setup up down status demo test test-unit test-integration lint typecheck bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: ## install everything: .venv, JDKs, Maven artifacts, Trino (idempotent)
+	@bash infra/bootstrap.sh
+
+up: setup ## start Kafka and Trino on 127.0.0.1 (waits until healthy)
+	@$(BIN)/concord up
+
+down: ## stop what `make up` started
+	@if [ -x $(BIN)/concord ]; then $(BIN)/concord down; else echo "nothing to stop: no .venv"; fi
+
+status: ## health of each component
+	@$(BIN)/concord status
+
+demo: up ## bring the stack up and prove it end to end (Kafka -> Spark -> Delta -> Trino)
+	@$(BIN)/concord smoke
+	@echo
+	@echo "The stack is up. Try:  $(BIN)/concord query \"SHOW TABLES FROM lake.meta\""
+	@echo "                       $(BIN)/concord status"
+	@echo "Stop it with:          make down"
+
+test: setup ## unit, integration and end-to-end tests with the real engines
+	@bash infra/run_tests.sh tests
+
+test-unit: setup ## unit tests only (no services)
+	@bash infra/run_tests.sh tests/unit
+
+lint: setup ## ruff and mypy (strict)
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy
+
+bench: setup ## benchmarks: setup time, stack start time, idle memory (see BENCHMARKS.md)
+	@$(BIN)/python bench/foundation.py
+
+clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts
+	rm -rf .concord

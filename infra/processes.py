@@ -1,0 +1,193 @@
+"""Process supervision: start a server detached, record it in a pid file, stop exactly it.
+
+A pid file holds the pid and the process start time (from /proc), so a pid reused by
+an unrelated process after a crash is never signalled. Each server runs in its own
+session (process group), and stop signals the whole group: SIGTERM first, SIGKILL
+after the grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A service failed to start or stop; the message names the cause and the log."""
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (for tests that must not collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_time(pid: int) -> int | None:
+    """Kernel start time of `pid` in clock ticks, or None when no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may hold spaces, so split after its ')'.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children (0 when gone)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return found
+    for tok in out.split():
+        child = int(tok)
+        found.append(child)
+        found.extend(_children(child))
+    return found
+
+
+@dataclass(frozen=True)
+class Service:
+    """One supervised server process."""
+
+    name: str
+    run_dir: Path
+    log_file: Path
+    ports: Sequence[int]
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    def pid(self) -> int | None:
+        """Pid of the running process this pid file records, or None (stale files removed)."""
+        try:
+            record = json.loads(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        pid = int(record["pid"])
+        if _start_time(pid) != record.get("start_time"):
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        return pid
+
+    def start(
+        self,
+        cmd: Sequence[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        ready: Callable[[], bool],
+        timeout_s: float,
+    ) -> int:
+        """Start detached, wait until `ready()` holds; on failure stop it and raise."""
+        for port in self.ports:
+            if port_in_use(port):
+                raise ServiceError(
+                    f"{self.name}: port {port} on 127.0.0.1 is already in use by another "
+                    f"process. Stop that process, or choose another port (see `concord config`)."
+                )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            log.write(f"\n=== concord: starting {self.name}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                list(cmd),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(
+            json.dumps({"pid": proc.pid, "start_time": _start_time(proc.pid), "cmd": list(cmd)})
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise ServiceError(
+                    f"{self.name} exited with code {proc.returncode} while starting.\n"
+                    f"{self.log_tail()}\nFull log: {self.log_file}"
+                )
+            try:
+                if ready():
+                    return proc.pid
+            except Exception:  # noqa: S110 - not ready yet is any failure of the probe
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise ServiceError(
+            f"{self.name} was not ready after {timeout_s:.0f}s and was stopped.\n"
+            f"{self.log_tail()}\nFull log: {self.log_file}"
+        )
+
+    def stop(self, grace_s: float = 30.0) -> bool:
+        """SIGTERM the process group, SIGKILL after `grace_s`; False when nothing ran."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _start_time(pid) is not None:
+            _reap(pid)
+            time.sleep(0.2)
+        if _start_time(pid) is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            while _start_time(pid) is not None:
+                _reap(pid)
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join("  | " + ln for ln in text[-lines:])
+
+
+def _reap(pid: int) -> None:
+    """Collect a child we started in this process, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

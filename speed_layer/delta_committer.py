@@ -1,0 +1,159 @@
+"""Kafka -> Delta committer: the speed layer's sink to the lake.
+
+Why this exists: Delta's own Flink connector is not usable here (io.delta:delta-flink
+is not on Maven Central for Flink 2.x; the 3.x connector targets the Flink 1.x Sink
+API removed in 2.0). So, as DESIGN.md's fallback says, the Flink job writes its rows
+to a Kafka topic with its exactly-once (transactional) sink, and this committer moves
+committed records into a Delta table with the `deltalake` (delta-rs) writer.
+
+Durability and retries (the contract):
+- A record becomes durable in Delta when the commit holding it succeeds. Each commit
+  carries, per Kafka partition, a Delta `txn` action (app id `<app_id>/<partition>`,
+  version = last offset written). Offsets are thus stored atomically with the data.
+- On start, and after any failure, the committer reads those versions from the table
+  and resumes at offset + 1. A commit that was written but not acknowledged is seen
+  as written; one that never landed is redone. No record is lost or written twice.
+- Only committed Kafka transactions are read (isolation read_committed), so records of
+  a Flink checkpoint that was aborted never reach the lake.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from kafka import KafkaConsumer, TopicPartition
+
+Decoder = Callable[[bytes], Mapping[str, Any]]
+
+
+def json_decoder(schema: pa.Schema) -> Decoder:
+    """Decode a JSON object into a row of `schema`; decimals exactly, never via float."""
+    decimal_fields = {f.name for f in schema if pa.types.is_decimal(f.type)}
+
+    def decode(raw: bytes) -> Mapping[str, Any]:
+        obj: dict[str, Any] = json.loads(raw, parse_float=Decimal)
+        for name in decimal_fields:
+            value = obj.get(name)
+            if value is not None and not isinstance(value, Decimal):
+                obj[name] = Decimal(str(value))
+        return obj
+
+    return decode
+
+
+@dataclass
+class CommitStats:
+    commits: int = 0
+    records: int = 0
+    per_partition: dict[int, int] = field(default_factory=dict)
+
+
+class DeltaCommitter:
+    """Moves committed records of one Kafka topic into one Delta table, exactly once."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        table_uri: str,
+        schema: pa.Schema,
+        app_id: str,
+        decoder: Decoder | None = None,
+        partition_by: list[str] | None = None,
+        max_batch: int = 50_000,
+    ) -> None:
+        self.topic = topic
+        self.table_uri = table_uri
+        self.schema = schema
+        self.app_id = app_id
+        self.decoder = decoder or json_decoder(schema)
+        self.partition_by = partition_by
+        self.max_batch = max_batch
+        self.stats = CommitStats()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            group_id=None,
+            client_id=f"concord-committer-{app_id}",
+            consumer_timeout_ms=1000,
+        )
+        parts = self._consumer.partitions_for_topic(topic)
+        if not parts:
+            raise RuntimeError(f"topic {topic!r} does not exist or has no partitions")
+        self._partitions = [TopicPartition(topic, p) for p in sorted(parts)]
+        self._consumer.assign(self._partitions)
+        self._seek_to_committed()
+
+    def _txn_id(self, partition: int) -> str:
+        return f"{self.app_id}/{partition}"
+
+    def committed_offsets(self) -> dict[int, int]:
+        """Last offset already in the table per partition (-1: none)."""
+        try:
+            table = DeltaTable(self.table_uri)
+        except Exception:  # no table yet: nothing committed
+            return {tp.partition: -1 for tp in self._partitions}
+        out = {}
+        for tp in self._partitions:
+            version = table.transaction_version(self._txn_id(tp.partition))
+            out[tp.partition] = -1 if version is None else int(version)
+        return out
+
+    def _seek_to_committed(self) -> None:
+        for partition, offset in self.committed_offsets().items():
+            self._consumer.seek(TopicPartition(self.topic, partition), offset + 1)
+
+    def poll_once(self, timeout_ms: int = 1000) -> int:
+        """Read what is available (up to max_batch) and commit it; returns records written."""
+        batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_batch)
+        rows: list[Mapping[str, Any]] = []
+        last: dict[int, int] = {}
+        for tp, records in batch.items():
+            for rec in records:
+                if rec.value is not None:
+                    rows.append(self.decoder(rec.value))
+                last[tp.partition] = rec.offset
+        if not last:
+            return 0
+        self._commit(rows, last)
+        return len(rows)
+
+    def _commit(self, rows: list[Mapping[str, Any]], last: dict[int, int]) -> None:
+        data = pa.Table.from_pylist(list(rows), schema=self.schema)
+        now_ms = int(time.time() * 1000)
+        txns = [Transaction(self._txn_id(p), off, now_ms) for p, off in sorted(last.items())]
+        try:
+            write_deltalake(
+                self.table_uri,
+                data,
+                mode="append",
+                partition_by=self.partition_by,
+                commit_properties=CommitProperties(app_transactions=txns),
+            )
+        except Exception:
+            # Whatever happened, the table is the truth: resume from what it holds.
+            self._seek_to_committed()
+            raise
+        self.stats.commits += 1
+        self.stats.records += len(rows)
+        for p, off in last.items():
+            self.stats.per_partition[p] = off
+
+    def run(self, *, until: Callable[[], bool], idle_sleep_s: float = 0.05) -> CommitStats:
+        """Commit continuously until `until()` is true."""
+        while not until():
+            if self.poll_once() == 0:
+                time.sleep(idle_sleep_s)
+        return self.stats
+
+    def close(self) -> None:
+        self._consumer.close()
