@@ -73,7 +73,9 @@ def flink_table_env(settings: Settings, *, streaming: bool = True) -> TableEnvir
 
     _use_java17(settings)
     env_settings = (
-        EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
+        EnvironmentSettings.in_streaming_mode()
+        if streaming
+        else EnvironmentSettings.in_batch_mode()
     )
     t_env = TableEnvironment.create(env_settings)
     conf = t_env.get_config()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from infra.artifacts import ENGINES, TRINO_VERSION, engine_dir
-from infra.java import Jdk, JavaNotFoundError, find_jdk, pypi_jdk_home
+from infra.java import JavaNotFoundError, Jdk, find_jdk, pypi_jdk_home
 from shared.config import Settings, load_settings
 
 MAVEN_DIR = Path(__file__).resolve().parent / "maven"
@@ -55,7 +55,10 @@ def ensure_jdk(settings: Settings, *, exact: int | None, minimum: int | None, py
 
 
 def _pom_hash(engine: str) -> str:
-    return hashlib.sha256((MAVEN_DIR / engine / "pom.xml").read_bytes()).hexdigest()
+    """Identity of an engine's artifacts: its pom and this file's post-processing."""
+    digest = hashlib.sha256((MAVEN_DIR / engine / "pom.xml").read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
 
 
 def _mvn(pom: Path, goal_args: list[str], jdk: Jdk) -> None:
@@ -76,7 +79,7 @@ def _mvn(pom: Path, goal_args: list[str], jdk: Jdk) -> None:
 
 def _artifact_base(jar: str) -> str:
     """Artifact id of a jar file name: 'jackson-core-2.13.5.jar' -> 'jackson-core'."""
-    return re.sub(r"-\d[\w.\-]*\.jar$", "", jar)
+    return re.sub(r"-\d[^_]*\.jar$", "", jar)
 
 
 def _pyspark_jar_bases() -> set[str]:

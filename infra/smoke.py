@@ -16,7 +16,7 @@ from typing import Any
 
 from infra.engines import spark_session
 from infra.services import ensure_topic
-from serving_layer.trino import query, register_table
+from serving_layer.trino import ident, query, register_table
 from shared.config import Settings
 
 
@@ -85,15 +85,13 @@ def run_smoke(settings: Settings, messages: int = 10_000) -> bool:
     print(f"smoke: Spark wrote lake.meta.smoke ({time.monotonic() - t0:.1f}s)")
 
     register_table(settings, "meta", "smoke")
-    rows = query(
-        settings,
-        f"SELECT count(*), sum(qty), sum(CAST(price * qty AS DECIMAL(38,16))) "
-        f"FROM {settings.catalog}.meta.smoke",
-    )
+    table = f"{ident(settings.catalog)}.meta.smoke"
+    sql = f"SELECT count(*), sum(qty), sum(CAST(price * qty AS DECIMAL(38,16))) FROM {table}"  # noqa: S608, E501 - validated identifier
+    rows = query(settings, sql)
     count, volume, notional = rows[0]
     want_volume = sum((Decimal(t["qty"]) for t in trades), Decimal(0))
     want_notional = sum((Decimal(t["price"]) * Decimal(t["qty"]) for t in trades), Decimal(0))
-    ok = count == messages and volume == want_volume and notional == want_notional
+    ok: bool = count == messages and volume == want_volume and notional == want_notional
     print(f"smoke: Trino sees {count} trades, volume {volume}, notional {notional}")
     print(f"smoke: oracle     {messages} trades, volume {want_volume}, notional {want_notional}")
     print(f"smoke: {'OK' if ok else 'MISMATCH'} in {time.monotonic() - t0:.1f}s")

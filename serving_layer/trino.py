@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import trino.dbapi
 
 from shared.config import Settings
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
+
+
+def ident(name: str) -> str:
+    """`name` if it is a plain lower-case SQL identifier; raises otherwise.
+
+    Schema and table names are spliced into SQL text (Trino procedures take no bind
+    parameters for them), so only names of this shape are ever accepted.
+    """
+    if not _IDENT.match(name):
+        raise ValueError(f"not a valid table or schema name: {name!r}")
+    return name
 
 
 def connect(settings: Settings, *, user: str | None = None) -> trino.dbapi.Connection:
@@ -14,7 +28,7 @@ def connect(settings: Settings, *, user: str | None = None) -> trino.dbapi.Conne
     url = settings.trino_endpoint
     scheme, _, rest = url.partition("://")
     host, _, port = rest.partition(":")
-    return trino.dbapi.connect(
+    conn: trino.dbapi.Connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
         host=host,
         port=int(port or (443 if scheme == "https" else 80)),
         http_scheme=scheme,
@@ -22,6 +36,7 @@ def connect(settings: Settings, *, user: str | None = None) -> trino.dbapi.Conne
         catalog=settings.catalog,
         timezone="UTC",
     )
+    return conn
 
 
 def query(settings: Settings, sql: str) -> list[list[Any]]:
@@ -45,10 +60,10 @@ def register_table(settings: Settings, schema: str, table: str) -> bool:
 
     Idempotent: returns False when the table was registered already.
     """
-    cat = settings.catalog
+    cat, schema, table = ident(settings.catalog), ident(schema), ident(table)
     existing = query(
         settings,
-        f"SELECT 1 FROM {cat}.information_schema.tables "
+        f"SELECT 1 FROM {cat}.information_schema.tables "  # noqa: S608 - validated identifiers
         f"WHERE table_schema = '{schema}' AND table_name = '{table}'",
     )
     if existing:

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
         default="local[2]", description="Spark master; production: spark://host:7077, yarn, k8s."
     )
     spark_driver_memory: str = Field(default="1536m", description="Spark driver heap.")
-    spark_shuffle_partitions: int = Field(default=4, ge=1, description="spark.sql.shuffle.partitions.")
+    spark_shuffle_partitions: int = Field(
+        default=4, ge=1, description="spark.sql.shuffle.partitions."
+    )
 
     # --- Flink ---------------------------------------------------------------------------
     flink_parallelism: int = Field(default=1, ge=1, description="Default Flink job parallelism.")

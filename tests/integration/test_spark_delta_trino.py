@@ -47,7 +47,9 @@ def test_trino_reads_what_spark_wrote_with_exact_decimals(
     assert register_table(stack, "meta", table) is True
     assert register_table(stack, "meta", table) is False  # idempotent
 
-    got = query(stack, f"SELECT symbol, price, qty, event_time, n FROM lake.meta.{table} ORDER BY n")
+    got = query(
+        stack, f"SELECT symbol, price, qty, event_time, n FROM lake.meta.{table} ORDER BY n"
+    )
     assert [(r[0], r[1], r[2], r[4]) for r in got] == [(r[0], r[1], r[2], r[4]) for r in rows]
     # Trino returns TIMESTAMP WITH TIME ZONE for Delta timestamps: same instants.
     assert [r[3].astimezone(UTC) for r in got] == [r[3] for r in rows]
