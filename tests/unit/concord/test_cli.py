@@ -31,4 +31,5 @@ def test_up_without_artifacts_fails_clearly_and_starts_nothing(
     assert main(["up"]) == 1
     err = capsys.readouterr().err
     assert "make setup" in err
-    assert not (tmp_path / "home" / "run").exists() or not any((tmp_path / "home" / "run").iterdir())
+    run_dir = tmp_path / "home" / "run"
+    assert not run_dir.exists() or not any(run_dir.iterdir())
