@@ -166,6 +166,7 @@ TRINO_JVM_FLAGS = (
     "-Dfile.encoding=UTF-8",
     "-XX:+EnableDynamicAgentLoading",
     "--enable-native-access=ALL-UNNAMED",
+    "--sun-misc-unsafe-memory-access=allow",
 )
 
 
@@ -182,11 +183,14 @@ def _trino_config(settings: Settings) -> Path:
         "node.internal-address=127.0.0.1\n"
         "query.max-memory=1GB\n"
         "query.max-memory-per-node=1GB\n"
+        "memory.heap-headroom-per-node=512MB\n"
     )
     settings.lake_path.mkdir(parents=True, exist_ok=True)
+    metastore = settings.data_dir / "trino" / "metastore"
+    metastore.mkdir(parents=True, exist_ok=True)
     (etc / "catalog" / f"{settings.catalog}.properties").write_text(
         Template((INFRA / "trino" / "lake.properties.template").read_text()).substitute(
-            lake_path=settings.lake_path
+            metastore_dir=metastore
         )
     )
     return etc
@@ -238,7 +242,12 @@ def ensure_schemas(settings: Settings) -> None:
     with connect(settings) as conn:
         cur = conn.cursor()
         for schema in SCHEMAS:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{schema}")
+            # Explicit location: the schema's folder in the lake, not in the metastore.
+            location = settings.table_uri(schema, "").rstrip("/")
+            cur.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{schema} "
+                f"WITH (location = '{location}')"
+            )
             cur.fetchall()
 
 

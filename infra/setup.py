@@ -128,26 +128,39 @@ def _unpack_trino(folder: Path) -> None:
     """Extract lib/ and plugin/delta-lake from the server tarball; rename the CLI jar.
 
     The tarball stores jars shared between plugins as hard links to the first copy,
-    often in a plugin we do not extract, so links are written out as plain files.
+    often in a plugin we do not keep, so links are written out as plain files. Two
+    sequential passes (list, then stream) keep this to two decompressions.
     """
     tarball = folder / f"trino-server-{TRINO_VERSION}.tar.gz"
     prefix = f"trino-server-{TRINO_VERSION}/"
     keep = (prefix + "lib/", prefix + "plugin/delta-lake/")
     server = folder / "server"
     with tarfile.open(tarball) as tar:
-        for member in tar:
-            if not member.name.startswith(keep):
+        members = [m for m in tar.getmembers() if m.name.startswith(keep)]
+    links = {m.name: m.linkname for m in members if m.islnk()}
+    wanted = {m.name for m in members if m.isfile()} | set(links.values())
+    staged: dict[str, Path] = {}
+    staging = folder / "staging"
+    with tarfile.open(tarball, mode="r|gz") as stream:
+        for member in stream:
+            if member.name not in wanted or not member.isfile():
                 continue
-            target = server / member.name[len(prefix) :]
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif member.isfile() or member.islnk():
-                source = tar.extractfile(member)
-                if source is None:
-                    raise SetupError(f"cannot read {member.name} from {tarball}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with source, target.open("wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
+            source = stream.extractfile(member)
+            if source is None:
+                raise SetupError(f"cannot read {member.name} from {tarball}")
+            inside = member.name.startswith(keep)
+            target = (server / member.name[len(prefix):]) if inside else staging / member.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with source, target.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+            staged[member.name] = target
+    for name, link_target in links.items():
+        if link_target not in staged:
+            raise SetupError(f"{tarball}: {name} links to {link_target}, which is missing")
+        target = server / name[len(prefix):]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staged[link_target], target)
+    shutil.rmtree(staging, ignore_errors=True)
     tarball.unlink()
     (folder / f"trino-cli-{TRINO_VERSION}-executable.jar").rename(folder / "trino-cli.jar")
 

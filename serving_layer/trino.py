@@ -49,9 +49,7 @@ def query(settings: Settings, sql: str) -> list[list[Any]]:
 
 
 def trino_location(settings: Settings, schema: str, table: str) -> str:
-    """Location of a lake table as Trino's catalog names it (local:/// for a local lake)."""
-    if settings.lake_is_local:
-        return f"local:///{schema}/{table}"
+    """Location of a lake table for Trino: the same URI the writers use."""
     return settings.table_uri(schema, table)
 
 
