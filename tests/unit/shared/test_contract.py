@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from dataclasses import asdict
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from shared.contract import Rejection, Trade, parse_trade
+from tests.contract_cases import CASES
+
+
+@pytest.mark.parametrize(("raw", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_contract_case(raw: bytes, expected: str | dict[str, Any]) -> None:
+    result = parse_trade(raw)
+    if isinstance(expected, str):
+        assert isinstance(result, Rejection), result
+        assert result.reason == expected
+        assert result.detail  # every rejection says why, in words
+    else:
+        assert isinstance(result, Trade), result
+        assert asdict(result) == expected
+
+
+def test_null_value_is_rejected_not_raised() -> None:
+    assert isinstance(parse_trade(None), Rejection)
+
+
+def test_decimals_are_exact_and_typed() -> None:
+    trade = parse_trade(b'{"exchange":"x","symbol":"A-B","trade_id":"1","price":0.1,'
+                        b'"qty":"0.2","side":"buy","ts":0}')
+    assert isinstance(trade, Trade)
+    assert isinstance(trade.price, Decimal) and trade.price + trade.qty == Decimal("0.3")
+
+
+def test_canonical_json_round_trips() -> None:
+    trade = parse_trade(CASES[0][1])
+    assert isinstance(trade, Trade)
+    again = parse_trade(trade.to_json().encode())
+    assert again == trade
+    assert trade.key == "binance:BTC-USDT"
+    assert trade.identity == ("binance", "BTC-USDT", "8812731")
