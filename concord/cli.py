@@ -106,6 +106,37 @@ def cmd_serve_refresh(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.market import MarketConfig
+    from producers.produce import ProduceReport, from_lines, generated, produce
+
+    report = ProduceReport()
+    if args.file is not None:
+        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        with stream:
+            produce(settings, from_lines(stream, args.format, report), topic=args.topic,
+                    rate=args.rate, report=report)
+    else:
+        if args.format != "concord":
+            raise ValueError("--format applies to --file input; the generator speaks concord")
+        config = MarketConfig(
+            seed=args.seed, jitter_ms=args.jitter_ms, late_fraction=args.late_fraction,
+            duplicate_fraction=args.duplicate_fraction,
+            malformed_fraction=args.malformed_fraction,
+        )
+        count = args.count if args.count is not None else (
+            None if args.duration else 10_000)
+        produce(settings, generated(config, count=count, duration_s=args.duration),
+                topic=args.topic, rate=args.rate, report=report)
+    print(f"produce: {report.sent:,} sent, {report.acked:,} acknowledged, "
+          f"{report.errors} failed, in {report.seconds:.1f}s ({report.rate:,.0f} msg/s)"
+          + (f"; {report.unmapped} lines not in {args.format} format sent verbatim"
+             if report.unmapped else ""))
+    for sample in report.error_samples:
+        print(f"  error: {sample}", file=sys.stderr)
+    return 0 if report.errors == 0 and report.acked == report.sent else 1
+
+
 def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
     from infra.smoke import run_smoke
 
@@ -139,6 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add("serve", lambda s, a: 2, "serving layer")
     serve_sub = serve.add_subparsers(dest="serve_command", required=True)
     add("refresh", cmd_serve_refresh, "register the lake's tables in Trino", serve_sub)
+    p = add("produce", cmd_produce,
+            "send trades to Kafka: generated (default), or one message per line of a file")
+    src = p.add_argument_group("input")
+    src.add_argument("--file", metavar="PATH|-", help="lines to send; - reads stdin")
+    src.add_argument("--format", choices=["concord", "binance", "coinbase"], default="concord",
+                     help="format of --file lines (exchange formats are adapted)")
+    gen = p.add_argument_group("generator")
+    gen.add_argument("--rate", type=float, help="messages per second (default: as fast as "
+                     "possible)")
+    gen.add_argument("--duration", type=float, help="seconds to run")
+    gen.add_argument("--count", type=int, help="messages to send (default 10000 unless "
+                     "--duration)")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--jitter-ms", type=int, default=0, help="out-of-order event-time jitter")
+    gen.add_argument("--late-fraction", type=float, default=0.0)
+    gen.add_argument("--duplicate-fraction", type=float, default=0.0)
+    gen.add_argument("--malformed-fraction", type=float, default=0.0)
+    p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
     p = add("smoke", cmd_smoke,
             "prove the stack end to end: Kafka -> Spark -> Delta -> Trino, checked by an oracle")
     p.add_argument("--messages", type=int, default=10_000)
