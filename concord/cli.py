@@ -137,6 +137,37 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.errors == 0 and report.acked == report.sent else 1
 
 
+def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from batch_layer.ingest import Ingest, IngestRun
+    from infra.engines import spark_session
+
+    spark = spark_session(settings, "concord-ingest")
+    ingest = Ingest(settings, spark, topic=args.topic,
+                    max_records_per_partition=args.max_per_partition)
+
+    def progress(run: IngestRun) -> None:
+        print(f"ingest run {run.run_id}{' (redo of an interrupted run)' if run.redo else ''}: "
+              f"{run.records:,} messages in {run.seconds:.1f}s")
+        for p, c in sorted(run.partitions.items()):
+            flag = "" if c.balanced else "   <-- MISMATCH"
+            print(f"  partition {p}: offsets {c.start}..{c.end}  consumed {c.records:,}  "
+                  f"accepted {c.accepted:,}  rejected {c.rejected:,} "
+                  f"(duplicates {c.duplicates:,}){flag}")
+
+    runs = ingest.run(progress=progress)
+    spark.stop()
+    if not runs:
+        print(f"ingest: nothing new on topic {ingest.topic}")
+        return 0
+    if not all(r.balanced for r in runs):
+        print("ingest: accepted + rejected != consumed for some partition", file=sys.stderr)
+        return 1
+    total = sum(r.records for r in runs)
+    print(f"ingest: {total:,} messages in {len(runs)} run(s); lake.raw.trades and "
+          "lake.raw.rejects are up to date (`concord serve refresh` makes them visible)")
+    return 0
+
+
 def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
     from infra.smoke import run_smoke
 
@@ -188,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duplicate-fraction", type=float, default=0.0)
     gen.add_argument("--malformed-fraction", type=float, default=0.0)
     p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
+    batch = add("batch", lambda s, a: 2, "batch layer")
+    batch_sub = batch.add_subparsers(dest="batch_command", required=True)
+    p = add("ingest", cmd_batch_ingest,
+            "Kafka -> lake.raw.trades / lake.raw.rejects, exactly once", batch_sub)
+    p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
+    p.add_argument("--max-per-partition", type=int, default=5_000_000,
+                   help="messages per partition in one run (long backlogs go in runs)")
     p = add("smoke", cmd_smoke,
             "prove the stack end to end: Kafka -> Spark -> Delta -> Trino, checked by an oracle")
     p.add_argument("--messages", type=int, default=10_000)

@@ -8,6 +8,7 @@ resolved into the artifacts folder, so nothing is downloaded at run time.
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from infra import artifacts
@@ -36,6 +37,9 @@ def spark_session(settings: Settings, app_name: str = "concord") -> SparkSession
     from pyspark.sql import SparkSession
 
     _use_java17(settings)
+    # Python workers run this interpreter (the venv with the contract code), not
+    # whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     jar_paths = [str(p) for p in artifacts.jars(settings, "spark")]
     local_dirs = settings.data_dir / "spark"
     local_dirs.mkdir(parents=True, exist_ok=True)

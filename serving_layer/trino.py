@@ -53,10 +53,13 @@ def trino_location(settings: Settings, schema: str, table: str) -> str:
     return settings.table_uri(schema, table)
 
 
-def register_table(settings: Settings, schema: str, table: str) -> bool:
+def register_table(
+    settings: Settings, schema: str, table: str, location: str | None = None
+) -> bool:
     """Make a Delta table written by Spark, Flink or delta-rs visible to Trino.
 
-    Idempotent: returns False when the table was registered already.
+    `location` defaults to the table's place in the lake. Idempotent: returns False
+    when the table was registered already.
     """
     cat, schema, table = ident(settings.catalog), ident(schema), ident(table)
     existing = query(
@@ -69,6 +72,6 @@ def register_table(settings: Settings, schema: str, table: str) -> bool:
     query(
         settings,
         f"CALL {cat}.system.register_table(schema_name => '{schema}', table_name => '{table}', "
-        f"table_location => '{trino_location(settings, schema, table)}')",
+        f"table_location => '{location or trino_location(settings, schema, table)}')",
     )
     return True
