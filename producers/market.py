@@ -1,92 +1,99 @@
 """A synthetic crypto market: deterministic for a seed, realistic enough to look at.
 
-Several exchanges list the same instruments; each instrument's mid price is a random
-walk shared by all exchanges (plus a small per-exchange basis), with volatility
-regimes (calm / normal / stressed, switching as a Markov chain) and bursts of
-activity. Trade sizes are heavy-tailed (Pareto), the taker side drifts with a
-buy/sell imbalance that follows the price trend. Prices are rounded to the
-instrument's tick and sizes to its lot, so every value is an exact DECIMAL(18,8).
+Several exchanges list overlapping instruments. Each instrument's mid price is a
+random walk shared by all exchanges (plus a small per-exchange basis), driven by a
+common market factor, with volatility regimes (calm / normal / stressed, a Markov
+chain stepped every second) and bursts of activity. Trade sizes are heavy-tailed
+(Pareto notional in USD), the taker side leans with the recent price trend. Prices
+sit on the instrument's tick and sizes on its lot, so every value is an exact
+DECIMAL(18,8). Exchange-specific naming (binance's BTC-USDT vs coinbase's BTC-USD)
+follows what each venue lists.
 
 Knobs for testing the platform: out-of-order jitter on event time, a fraction of
-late trades (event time far in the past), of duplicates (an earlier message sent
+late trades (event time 1-10 minutes old), of duplicates (an earlier message sent
 again, byte for byte), and of malformed messages (each kind of contract violation).
+
+Trades are drawn in vectorised blocks (numpy) and formatted with integer arithmetic,
+which is what lets one core feed Kafka at 100k+ messages/s.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
 
 from shared.contract import Trade
 
-# Base instruments: (base, quote, start price, tick, lot).
-INSTRUMENTS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("BTC", "USDT", "64250.00", "0.01", "0.00001"),
-    ("ETH", "USDT", "3150.00", "0.01", "0.0001"),
-    ("SOL", "USDT", "145.00", "0.001", "0.001"),
-    ("XRP", "USDT", "0.5200", "0.0001", "0.1"),
-    ("DOGE", "USDT", "0.15000", "0.00001", "1"),
-    ("BTC", "USD", "64240.00", "0.01", "0.00000001"),
-    ("ETH", "BTC", "0.04900", "0.00001", "0.0001"),
+# Instruments: (base, quote, start price, tick exponent, lot exponent); tick = 10^-k.
+INSTRUMENTS: tuple[tuple[str, str, float, int, int], ...] = (
+    ("BTC", "USDT", 64250.0, 2, 5),
+    ("ETH", "USDT", 3150.0, 2, 4),
+    ("SOL", "USDT", 145.0, 3, 3),
+    ("XRP", "USDT", 0.52, 4, 1),
+    ("DOGE", "USDT", 0.15, 5, 0),
+    ("BTC", "USD", 64240.0, 2, 8),
+    ("ETH", "BTC", 0.049, 5, 4),
 )
-
-# Exchanges list a subset of instruments; (name, symbols listed, basis in bp).
-EXCHANGES: tuple[tuple[str, tuple[int, ...], float], ...] = (
-    ("binance", (0, 1, 2, 3, 4, 6), 0.0),
-    ("coinbase", (1, 2, 5), 1.5),
-    ("kraken", (0, 1, 5, 6), -1.0),
-    ("okx", (0, 1, 2, 3, 4), 0.5),
-    ("bybit", (0, 1, 2), 0.8),
+# Exchanges: (name, instruments listed, basis in basis points, liquidity weight).
+EXCHANGES: tuple[tuple[str, tuple[int, ...], float, float], ...] = (
+    ("binance", (0, 1, 2, 3, 4, 6), 0.0, 2.0),
+    ("coinbase", (1, 2, 5), 1.5, 1.2),
+    ("kraken", (0, 1, 5, 6), -1.0, 0.8),
+    ("okx", (0, 1, 2, 3, 4), 0.5, 1.0),
+    ("bybit", (0, 1, 2), 0.8, 0.9),
 )
-
-REGIMES = {"calm": 0.3, "normal": 1.0, "stressed": 3.5}
-REGIME_SWITCH = {  # per-second transition probabilities
-    "calm": {"normal": 0.01},
-    "normal": {"calm": 0.005, "stressed": 0.003},
-    "stressed": {"normal": 0.03},
-}
-
+REGIMES = ("calm", "normal", "stressed")
+REGIME_VOL = np.array([0.3, 1.0, 3.5])
+REGIME_SWITCH = np.array([  # per-second transition matrix, rows: from
+    [0.99, 0.01, 0.0],
+    [0.005, 0.992, 0.003],
+    [0.0, 0.03, 0.97],
+])
 MALFORMED_KINDS = (
     "broken_json", "not_object", "missing_field", "null_field", "bad_side", "bad_symbol",
     "bad_exchange", "zero_qty", "negative_price", "too_many_decimals", "too_many_digits",
     "ts_string", "bad_number",
 )
+BLOCK = 2048
+SCALE = 10**8
 
 
 @dataclass(frozen=True)
 class MarketConfig:
     seed: int = 42
     start_ms: int = 1_763_800_000_000
-    jitter_ms: int = 0              # max event-time jitter (out-of-order delivery)
-    late_fraction: float = 0.0      # trades whose event time is 1-10 minutes old
+    jitter_ms: int = 0               # max event-time jitter (out-of-order delivery)
+    late_fraction: float = 0.0       # trades whose event time is 1-10 minutes old
     duplicate_fraction: float = 0.0  # earlier messages sent again verbatim
     malformed_fraction: float = 0.0  # messages that break the contract
     trades_per_second: float = 1000.0  # event-time density (not the send rate)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Message:
+    """One Kafka message and what the generator meant it to be (the tests' oracle)."""
+
     key: bytes | None
     value: bytes
-    kind: str  # "trade", "duplicate", "late", or "malformed:<kind>"
-    trade: Trade | None = None
+    kind: str  # "trade", "late", "duplicate", or "malformed:<kind>"
+    fields: tuple[str, str, str, int, int, str, int] | None = None
+
+    @property
+    def trade(self) -> Trade | None:
+        """The trade this message carries (None for malformed messages)."""
+        if self.fields is None:
+            return None
+        ex, sym, tid, price_units, qty_units, side, ts = self.fields
+        return Trade(ex, sym, tid, Decimal(price_units).scaleb(-8),
+                     Decimal(qty_units).scaleb(-8), side, ts)
 
 
-@dataclass
-class _Instrument:
-    exchange: str
-    symbol: str
-    mid: float
-    tick: Decimal
-    lot: Decimal
-    basis: float
-    next_id: int
-    imbalance: float = 0.0
-    history: list[float] = field(default_factory=list)
+def _dec8(units: int) -> str:
+    return f"{units // SCALE}.{units % SCALE:08d}"
 
 
 class Market:
@@ -94,127 +101,140 @@ class Market:
 
     def __init__(self, config: MarketConfig | None = None) -> None:
         self.config = config or MarketConfig()
-        self.rng = random.Random(self.config.seed)  # noqa: S311 - simulation, not security
-        self.regime = "normal"
+        self.rng = np.random.default_rng(self.config.seed)
+        self.regime = 1
         self.now_ms = float(self.config.start_ms)
-        self._second = int(self.now_ms // 1000)
-        self._mids = [float(i[2]) for i in INSTRUMENTS]
-        self._sent: list[Message] = []
-        self.books: list[_Instrument] = []
-        for name, listed, basis in EXCHANGES:
-            for idx in listed:
-                base, quote, _, tick, lot = INSTRUMENTS[idx]
-                self.books.append(_Instrument(
-                    exchange=name, symbol=f"{base}-{quote}", mid=self._mids[idx],
-                    tick=Decimal(tick), lot=Decimal(lot), basis=basis,
-                    next_id=self.rng.randrange(10**6, 10**9),
-                ))
-        self._book_instrument = [
-            next(i for i, ins in enumerate(INSTRUMENTS) if f"{ins[0]}-{ins[1]}" == b.symbol)
-            for b in self.books
-        ]
-        # Liquidity weights: BTC and ETH trade most, big exchanges most.
-        self._weights = [
-            (3.0 if b.symbol.startswith(("BTC", "ETH")) else 1.0)
-            * (2.0 if b.exchange == "binance" else 1.0)
-            for b in self.books
-        ]
+        self.second = int(self.now_ms // 1000)
+        self.mids = np.array([i[2] for i in INSTRUMENTS])
+        books = [(name, idx, basis, weight)
+                 for name, listed, basis, weight in EXCHANGES for idx in listed]
+        self.book_exchange = [b[0] for b in books]
+        self.book_instr = np.array([b[1] for b in books])
+        self.book_symbol = [f"{INSTRUMENTS[b[1]][0]}-{INSTRUMENTS[b[1]][1]}" for b in books]
+        self.book_key = [f"{b[0]}:{s}".encode() for b, s in zip(books, self.book_symbol,
+                                                                  strict=True)]
+        self.book_basis = np.array([1 + b[2] / 10_000 for b in books])
+        self.book_tick_exp = np.array([INSTRUMENTS[b[1]][3] for b in books])
+        self.book_lot_exp = np.array([INSTRUMENTS[b[1]][4] for b in books])
+        self.book_quote_btc = np.array([INSTRUMENTS[b[1]][1] == "BTC" for b in books])
+        liquidity = np.array([
+            b[3] * (3.0 if INSTRUMENTS[b[1]][0] in ("BTC", "ETH") else 1.0) for b in books
+        ])
+        self.book_p = liquidity / liquidity.sum()
+        self.next_id = self.rng.integers(10**6, 10**9, len(books))
+        self.imbalance = np.zeros(len(books))
+        self.last_mid = self.mids[self.book_instr] * self.book_basis
+        self.recent: list[Message] = []
 
     # --- price process ----------------------------------------------------------------
 
-    def _advance_clock(self) -> None:
-        burst = 1.0
-        if self.regime == "stressed" or self.rng.random() < 0.002:
-            burst = self.rng.uniform(2.0, 6.0)
-        gap = self.rng.expovariate(self.config.trades_per_second * burst)
-        self.now_ms += gap * 1000.0
-        second = int(self.now_ms // 1000)
-        while self._second < second:
-            self._second += 1
-            self._step_second()
+    def _step_seconds(self, upto: int) -> None:
+        while self.second < upto:
+            self.second += 1
+            self.regime = int(self.rng.choice(3, p=REGIME_SWITCH[self.regime]))
+            vol = REGIME_VOL[self.regime] * 0.0004
+            common = self.rng.normal(0.0, vol)
+            self.mids = self.mids * np.exp(common * 0.6 + self.rng.normal(0.0, vol * 0.8,
+                                                                          len(self.mids)))
 
-    def _step_second(self) -> None:
-        for target, p in REGIME_SWITCH[self.regime].items():
-            if self.rng.random() < p:
-                self.regime = target
-                break
-        vol = REGIMES[self.regime] * 0.0004  # per-second sigma of log price
-        common = self.rng.gauss(0.0, vol)
-        for i in range(len(self._mids)):
-            self._mids[i] *= math.exp(common * 0.6 + self.rng.gauss(0.0, vol * 0.8))
+    def _trades(self, n: int) -> list[Message]:
+        """A block of n well-formed trades in event-time order (before jitter/late)."""
+        rng, cfg = self.rng, self.config
+        burst = rng.uniform(2.0, 6.0) if (self.regime == 2 or rng.random() < 0.02) else 1.0
+        gaps = rng.exponential(1.0 / (cfg.trades_per_second * burst), n) * 1000.0
+        times = self.now_ms + np.cumsum(gaps)
+        self.now_ms = float(times[-1])
+        seconds = (times // 1000).astype(np.int64)
+        # Mid prices per distinct second of this block.
+        uniq, sec_idx = np.unique(seconds, return_inverse=True)
+        table = np.empty((len(uniq), len(self.mids)))
+        for i, sec in enumerate(uniq):
+            self._step_seconds(int(sec))
+            table[i] = self.mids
+        book = rng.choice(len(self.book_p), n, p=self.book_p)
+        mid = table[sec_idx, self.book_instr[book]] * self.book_basis[book]
+        # Taker side leans with the trend of each book since its last block.
+        trend = (mid / self.last_mid[book]) - 1.0
+        self.imbalance = 0.8 * self.imbalance
+        np.add.at(self.imbalance, book, np.clip(trend * 200, -1, 1) * 0.2 / max(1, n / 50))
+        self.last_mid[book] = mid
+        buy = rng.random(n) < 0.5 + 0.3 * np.clip(self.imbalance[book], -1, 1)
+        half_spread = 0.00005 * REGIME_VOL[self.regime]
+        price = mid * np.where(buy, 1 + half_spread, 1 - half_spread)
+        tick_exp = self.book_tick_exp[book]
+        ticks = np.maximum(np.rint(price * 10.0**tick_exp), 1).astype(np.int64)
+        price_units = ticks * (10 ** (8 - tick_exp)).astype(np.int64)
+        notional_usd = np.minimum(300.0 * (rng.pareto(1.6, n) + 1.0), 5_000_000.0)
+        quote_usd = np.where(self.book_quote_btc[book], table[sec_idx, 0], 1.0)
+        lot_exp = self.book_lot_exp[book]
+        lots = np.maximum(1, (notional_usd / (price_units / SCALE * quote_usd)
+                              * 10.0**lot_exp).astype(np.int64))
+        qty_units = lots * (10 ** (8 - lot_exp)).astype(np.int64)
+        increments = rng.integers(1, 4, n)
+        ids = np.empty(n, dtype=np.int64)
+        for b in np.unique(book):
+            mask = book == b
+            run = self.next_id[b] + np.cumsum(increments[mask])
+            ids[mask] = run
+            self.next_id[b] = run[-1]
+        ts = times.astype(np.int64)
+        if cfg.jitter_ms:
+            ts = ts - rng.integers(0, cfg.jitter_ms + 1, n)
+        late = rng.random(n) < cfg.late_fraction
+        ts = np.where(late, ts - rng.integers(60_000, 600_001, n), ts)
+        ts = np.maximum(ts, 0)
 
-    def _trade(self, book_index: int) -> Trade:
-        book = self.books[book_index]
-        mid = self._mids[self._book_instrument[book_index]] * (1 + book.basis / 10_000)
-        trend = (mid - book.mid) / book.mid if book.mid else 0.0
-        book.mid = mid
-        book.imbalance = 0.9 * book.imbalance + 0.1 * max(-1.0, min(1.0, trend * 2000))
-        side = "buy" if self.rng.random() < 0.5 + 0.3 * book.imbalance else "sell"
-        half_spread = mid * 0.00005 * REGIMES[self.regime]
-        price_f = mid + (half_spread if side == "buy" else -half_spread)
-        price = (Decimal(repr(price_f)) / book.tick).quantize(Decimal(1), ROUND_HALF_UP) * book.tick
-        price = max(price, book.tick)
-        # Heavy-tailed notional in USD (Pareto, alpha 1.6) around ~$300, capped.
-        notional_usd = min(300.0 * self.rng.paretovariate(1.6), 5_000_000.0)
-        quote_usd = self._mids[0] if book.symbol.endswith("-BTC") else 1.0
-        price_usd = max(float(price) * quote_usd, 1e-9)
-        lots = max(1, int(notional_usd / price_usd / float(book.lot)))
-        qty = Decimal(lots) * book.lot
-        book.next_id += self.rng.randint(1, 3)
-        ts = int(self.now_ms)
-        if self.config.jitter_ms:
-            ts -= self.rng.randint(0, self.config.jitter_ms)
-        return Trade(book.exchange, book.symbol, str(book.next_id), price, qty, side, max(ts, 0))
+        out = []
+        for i in range(n):
+            b = int(book[i])
+            ex, sym = self.book_exchange[b], self.book_symbol[b]
+            tid, pu, qu, t = str(ids[i]), int(price_units[i]), int(qty_units[i]), int(ts[i])
+            side = "buy" if buy[i] else "sell"
+            value = (f'{{"exchange":"{ex}","symbol":"{sym}","trade_id":"{tid}",'
+                     f'"price":"{_dec8(pu)}","qty":"{_dec8(qu)}","side":"{side}","ts":{t}}}')
+            out.append(Message(self.book_key[b], value.encode(), "late" if late[i] else "trade",
+                               (ex, sym, tid, pu, qu, side, t)))
+        return out
 
     # --- the message stream -------------------------------------------------------------
 
     def messages(self) -> Iterator[Message]:
         cfg = self.config
         while True:
-            self._advance_clock()
-            roll = self.rng.random()
-            if roll < cfg.malformed_fraction:
-                yield self._malformed()
-                continue
-            roll -= cfg.malformed_fraction
-            if roll < cfg.duplicate_fraction and self._sent:
-                original = self.rng.choice(self._sent)
-                yield Message(original.key, original.value, "duplicate", original.trade)
-                continue
-            book_index = self.rng.choices(range(len(self.books)), self._weights)[0]
-            trade = self._trade(book_index)
-            kind = "trade"
-            roll -= cfg.duplicate_fraction
-            if roll < cfg.late_fraction:
-                trade = Trade(trade.exchange, trade.symbol, trade.trade_id, trade.price,
-                              trade.qty, trade.side, max(0, trade.ts - self.rng.randint(60_000,
-                                                                                      600_000)))
-                kind = "late"
-            message = Message(trade.key.encode(), trade.to_json().encode(), kind, trade)
-            if len(self._sent) < 10_000:
-                self._sent.append(message)
-            else:
-                self._sent[self.rng.randrange(10_000)] = message
-            yield message
+            block = self._trades(BLOCK)
+            rolls = self.rng.random(BLOCK)
+            picks = self.rng.integers(0, 1 << 30, BLOCK)
+            for i, message in enumerate(block):
+                roll = float(rolls[i])
+                if roll < cfg.malformed_fraction:
+                    yield self._malformed(int(picks[i]))
+                elif roll < cfg.malformed_fraction + cfg.duplicate_fraction and self.recent:
+                    original = self.recent[int(picks[i]) % len(self.recent)]
+                    yield Message(original.key, original.value, "duplicate", original.fields)
+                if len(self.recent) < 10_000:
+                    self.recent.append(message)
+                else:
+                    self.recent[int(picks[i]) % 10_000] = message
+                yield message
 
-    def _malformed(self) -> Message:
-        kind = self.rng.choice(MALFORMED_KINDS)
-        book = self.rng.choice(self.books)
+    def _malformed(self, pick: int) -> Message:
+        kind = MALFORMED_KINDS[pick % len(MALFORMED_KINDS)]
+        b = (pick // len(MALFORMED_KINDS)) % len(self.book_p)
         good: dict[str, object] = {
-            "exchange": book.exchange, "symbol": book.symbol,
-            "trade_id": f"bad-{self.rng.randrange(10**9)}", "price": "100.5", "qty": "1",
-            "side": "buy", "ts": int(self.now_ms),
+            "exchange": self.book_exchange[b], "symbol": self.book_symbol[b],
+            "trade_id": f"bad-{pick}", "price": "100.5", "qty": "1", "side": "buy",
+            "ts": int(self.now_ms),
         }
-        value: str
+        names = list(good)
         if kind == "broken_json":
-            value = json.dumps(good)[: self.rng.randint(1, 40)]
+            value = json.dumps(good)[: 1 + pick % 40]
         elif kind == "not_object":
             value = json.dumps([good["exchange"], good["price"]])
         elif kind == "missing_field":
-            good.pop(self.rng.choice(list(good)))
+            good.pop(names[pick % len(names)])
             value = json.dumps(good)
         elif kind == "null_field":
-            good[self.rng.choice(list(good))] = None
+            good[names[pick % len(names)]] = None
             value = json.dumps(good)
         else:
             patches: dict[str, dict[str, object]] = {
@@ -226,5 +246,4 @@ class Market:
                 "ts_string": {"ts": "yesterday"}, "bad_number": {"qty": "1,5"},
             }
             value = json.dumps({**good, **patches[kind]})
-        key = f"{book.exchange}:{book.symbol}".encode()
-        return Message(key, value.encode(), f"malformed:{kind}")
+        return Message(self.book_key[b], value.encode(), f"malformed:{kind}")
