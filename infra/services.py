@@ -98,10 +98,17 @@ def _format_kafka_storage(settings: Settings, props: Path) -> None:
 
 
 def _kafka_cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes, URL-safe base64 without padding.
+    """16 random bytes, URL-safe base64 without padding, as Kafka's own tool makes them.
+
+    Like Kafka's Uuid.randomUuid, never one starting with '-': the storage tool would
+    read it as an option.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def kafka_ready(settings: Settings) -> bool:

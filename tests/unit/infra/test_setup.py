@@ -17,3 +17,11 @@ from infra.setup import _artifact_base
 )
 def test_artifact_base_strips_the_version(jar: str, base: str) -> None:
     assert _artifact_base(jar) == base
+
+
+def test_kafka_cluster_ids_never_look_like_options() -> None:
+    from infra.services import _kafka_cluster_id
+
+    ids = {_kafka_cluster_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
