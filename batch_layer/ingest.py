@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from shared.config import Settings
-from shared.contract import Reason, Rejection, parse_trade
+from shared.contract import VERDICT_FIELDS, Reason, verdict
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -41,56 +41,38 @@ if TYPE_CHECKING:
 TXN_APP_ID = "concord-ingest"
 IDENTITY = ["exchange", "symbol", "trade_id"]
 
+_ARROW_TYPES = {
+    "BOOLEAN": pa.bool_(), "STRING": pa.string(), "DECIMAL(18,8)": pa.decimal128(18, 8),
+    "BIGINT": pa.int64(),
+}
+# Kafka coordinates and bytes, then the contract's verdict (the same columns Flink gets).
 PARSED_SCHEMA = (
     "kafka_partition INT, kafka_offset BIGINT, kafka_timestamp TIMESTAMP, key BINARY, "
-    "value BINARY, ok BOOLEAN, exchange STRING, symbol STRING, trade_id STRING, "
-    "price DECIMAL(18,8), qty DECIMAL(18,8), side STRING, ts BIGINT, reason STRING, "
-    "detail STRING"
+    "value BINARY, " + ", ".join(f"{name} {sql}" for name, sql in VERDICT_FIELDS)
 )
 _ARROW_PARSED = pa.schema([
     ("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
     ("kafka_timestamp", pa.timestamp("us", tz="UTC")), ("key", pa.binary()),
-    ("value", pa.binary()), ("ok", pa.bool_()), ("exchange", pa.string()),
-    ("symbol", pa.string()), ("trade_id", pa.string()), ("price", pa.decimal128(18, 8)),
-    ("qty", pa.decimal128(18, 8)), ("side", pa.string()), ("ts", pa.int64()),
-    ("reason", pa.string()), ("detail", pa.string()),
+    ("value", pa.binary()),
+    *((name, _ARROW_TYPES[sql]) for name, sql in VERDICT_FIELDS),
 ])
 
 
 def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Apply the trade contract to Kafka records (runs in Spark's Python workers)."""
-    names = _ARROW_PARSED.names
+    verdict_names = [name for name, _ in VERDICT_FIELDS]
     for batch in batches:
-        cols: dict[str, list[Any]] = {n: [] for n in names}
-        part = batch.column("partition").to_pylist()
-        offs = batch.column("offset").to_pylist()
-        stamps = batch.column("timestamp").to_pylist()
-        keys = batch.column("key").to_pylist()
         values = batch.column("value").to_pylist()
-        for i, value in enumerate(values):
-            result = parse_trade(value)
-            cols["kafka_partition"].append(part[i])
-            cols["kafka_offset"].append(offs[i])
-            cols["kafka_timestamp"].append(stamps[i])
-            cols["key"].append(keys[i])
-            cols["value"].append(value)
-            if isinstance(result, Rejection):
-                cols["ok"].append(False)
-                for n in ("exchange", "symbol", "trade_id", "price", "qty", "side", "ts"):
-                    cols[n].append(None)
-                cols["reason"].append(result.reason)
-                cols["detail"].append(result.detail)
-            else:
-                cols["ok"].append(True)
-                cols["exchange"].append(result.exchange)
-                cols["symbol"].append(result.symbol)
-                cols["trade_id"].append(result.trade_id)
-                cols["price"].append(result.price)
-                cols["qty"].append(result.qty)
-                cols["side"].append(result.side)
-                cols["ts"].append(result.ts)
-                cols["reason"].append(None)
-                cols["detail"].append(None)
+        verdicts = list(zip(*map(verdict, values), strict=True)) if values else [
+            () for _ in verdict_names]
+        cols: dict[str, list[Any]] = {
+            "kafka_partition": batch.column("partition").to_pylist(),
+            "kafka_offset": batch.column("offset").to_pylist(),
+            "kafka_timestamp": batch.column("timestamp").to_pylist(),
+            "key": batch.column("key").to_pylist(),
+            "value": values,
+            **{name: list(col) for name, col in zip(verdict_names, verdicts, strict=True)},
+        }
         yield pa.RecordBatch.from_pydict(cols, schema=_ARROW_PARSED)
 
 

@@ -87,6 +87,9 @@ def flink_table_env(settings: Settings, *, streaming: bool = True) -> TableEnvir
     conf.set("pipeline.jars", jar_uris)
     conf.set("parallelism.default", str(settings.flink_parallelism))
     conf.set("table.local-time-zone", "UTC")
+    # Python UDFs (the trade contract) run in this interpreter: the venv with the code.
+    conf.set("python.executable", sys.executable)
+    conf.set("python.client.executable", sys.executable)
     if streaming:
         conf.set("execution.checkpointing.interval", f"{settings.flink_checkpoint_ms}ms")
         conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")

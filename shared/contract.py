@@ -41,6 +41,22 @@ NUMBER_RE: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 FIELDS: Final = ("exchange", "symbol", "trade_id", "price", "qty", "side", "ts")
 
+# The verdict on one message as a flat record, the shape both engines carry: `ok`, the
+# trade's fields (null when rejected), then the rejection's reason and detail (null when
+# accepted). (name, SQL type) pairs; the types read the same in Spark and Flink SQL.
+VERDICT_FIELDS: Final = (
+    ("ok", "BOOLEAN"),
+    ("exchange", "STRING"),
+    ("symbol", "STRING"),
+    ("trade_id", "STRING"),
+    ("price", "DECIMAL(18,8)"),
+    ("qty", "DECIMAL(18,8)"),
+    ("side", "STRING"),
+    ("ts", "BIGINT"),
+    ("reason", "STRING"),
+    ("detail", "STRING"),
+)
+
 
 class Reason:
     """Stable rejection reason codes (stored in raw.rejects.reason)."""
@@ -216,3 +232,12 @@ def parse_trade(value: bytes | None) -> Trade | Rejection:
     if not 0 <= ts_ms <= MAX_TS_MS:
         return Rejection(Reason.BAD_TS, f"ts {ts_ms} is outside 0..{MAX_TS_MS}", "ts")
     return Trade(exchange, symbol, trade_id, price, qty, side, ts_ms)
+
+
+def verdict(value: bytes | None) -> tuple[Any, ...]:
+    """`parse_trade` as a flat tuple in VERDICT_FIELDS order (for engine UDFs)."""
+    result = parse_trade(value)
+    if isinstance(result, Rejection):
+        return (False, None, None, None, None, None, None, None, result.reason, result.detail)
+    return (True, result.exchange, result.symbol, result.trade_id, result.price, result.qty,
+            result.side, result.ts, None, None)

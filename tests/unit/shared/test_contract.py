@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.contract import Rejection, Trade, parse_trade
+from shared.contract import VERDICT_FIELDS, Rejection, Trade, parse_trade, verdict
 from tests.contract_cases import CASES
 
 
@@ -40,3 +40,16 @@ def test_canonical_json_round_trips() -> None:
     assert again == trade
     assert trade.key == "binance:BTC-USDT"
     assert trade.identity == ("binance", "BTC-USDT", "8812731")
+
+
+@pytest.mark.parametrize(
+    "raw", [c[1] for c in CASES] + [None], ids=[c[0] for c in CASES] + ["null"]
+)
+def test_verdict_is_parse_trade_flattened(raw: bytes | None) -> None:
+    row = dict(zip([name for name, _ in VERDICT_FIELDS], verdict(raw), strict=True))
+    result = parse_trade(raw)
+    if isinstance(result, Rejection):
+        assert row == {**dict.fromkeys(row), "ok": False, "reason": result.reason,
+                       "detail": result.detail}
+    else:
+        assert row == {**asdict(result), "ok": True, "reason": None, "detail": None}
