@@ -39,8 +39,10 @@ lint: setup ## ruff and mypy (strict)
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
 
-bench: setup ## benchmarks: setup time, stack start time, idle memory (see BENCHMARKS.md)
+bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~15 min
 	@$(BIN)/python bench/foundation.py
+	@$(BIN)/python bench/produce.py --messages 1000000
+	@$(BIN)/python bench/ingest.py --sizes 1000000,10000000
 
 clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts
 	rm -rf .concord

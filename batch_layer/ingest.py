@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,10 +32,16 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from shared.config import Settings
-from shared.contract import VERDICT_FIELDS, Reason, verdict
+from shared.contract import (
+    CANONICAL_RE,
+    MAX_TS_MS,
+    VERDICT_FIELDS,
+    Reason,
+    verdict,
+)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 TXN_APP_ID = "concord-ingest"
 IDENTITY = ["exchange", "symbol", "trade_id"]
@@ -45,35 +50,64 @@ _ARROW_TYPES = {
     "BOOLEAN": pa.bool_(), "STRING": pa.string(), "DECIMAL(18,8)": pa.decimal128(18, 8),
     "BIGINT": pa.int64(),
 }
+_VERDICT_ARROW = pa.struct([(name, _ARROW_TYPES[sql]) for name, sql in VERDICT_FIELDS])
+_VERDICT_SQL = ", ".join(f"{name} {sql}" for name, sql in VERDICT_FIELDS)
 # Kafka coordinates and bytes, then the contract's verdict (the same columns Flink gets).
 PARSED_SCHEMA = (
     "kafka_partition INT, kafka_offset BIGINT, kafka_timestamp TIMESTAMP, key BINARY, "
-    "value BINARY, " + ", ".join(f"{name} {sql}" for name, sql in VERDICT_FIELDS)
+    "value BINARY, " + _VERDICT_SQL
 )
-_ARROW_PARSED = pa.schema([
-    ("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
-    ("kafka_timestamp", pa.timestamp("us", tz="UTC")), ("key", pa.binary()),
-    ("value", pa.binary()),
-    *((name, _ARROW_TYPES[sql]) for name, sql in VERDICT_FIELDS),
-])
+# A canonical message's fields, read by from_json once CANONICAL_RE has matched: every
+# string is then escape-free and ts a plain integer, so these are exactly its groups.
+_CANONICAL_JSON = ("exchange STRING, symbol STRING, trade_id STRING, price STRING, "
+                   "qty STRING, side STRING, ts BIGINT")
 
 
-def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Apply the trade contract to Kafka records (runs in Spark's Python workers)."""
-    verdict_names = [name for name, _ in VERDICT_FIELDS]
-    for batch in batches:
-        values = batch.column("value").to_pylist()
-        verdicts = list(zip(*map(verdict, values), strict=True)) if values else [
-            () for _ in verdict_names]
-        cols: dict[str, list[Any]] = {
-            "kafka_partition": batch.column("partition").to_pylist(),
-            "kafka_offset": batch.column("offset").to_pylist(),
-            "kafka_timestamp": batch.column("timestamp").to_pylist(),
-            "key": batch.column("key").to_pylist(),
-            "value": values,
-            **{name: list(col) for name, col in zip(verdict_names, verdicts, strict=True)},
-        }
-        yield pa.RecordBatch.from_pydict(cols, schema=_ARROW_PARSED)
+def verdicts(values: pa.Array, settled: pa.Array) -> pa.Array:
+    """The contract's verdict on each value whose `settled` flag is false, else null.
+
+    Runs in Spark's Python workers as an Arrow UDF, on the messages the JVM fast path
+    did not accept (malformed, non-canonical or rejected ones, a small share).
+    """
+    rows = [None if done else dict(zip(_VERDICT_ARROW.names, verdict(value), strict=True))
+            for value, done in zip(values.to_pylist(), settled.to_pylist(), strict=True)]
+    return pa.array(rows, type=_VERDICT_ARROW)
+
+
+def parse_records(records: DataFrame) -> DataFrame:
+    """Kafka records (partition, offset, timestamp, key, value) -> PARSED_SCHEMA rows.
+
+    One pass. A canonical message (shared.contract.CANONICAL_RE, with price, qty > 0 and
+    ts in range) is accepted inside the JVM; every other message gets the verdict of the
+    contract's Python code (`verdicts`). The contract's unit tests prove the fast path
+    never disagrees with `parse_trade`; tests/integration/test_contract_engines.py runs
+    every contract case through this function.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql.pandas.functions import arrow_udf
+
+    text = F.col("value").cast("string")
+    canon = F.when(text.rlike(CANONICAL_RE), F.from_json(text, _CANONICAL_JSON))
+    fast = (F.col("canon").isNotNull() & (F.col("canon.price").try_cast("decimal(18,8)") > 0)
+            & (F.col("canon.qty").try_cast("decimal(18,8)") > 0)
+            & (F.col("canon.ts") <= MAX_TS_MS))
+    slow = arrow_udf(verdicts, _VERDICT_SQL)
+    marked = (records.withColumn("canon", canon).withColumn("fast", fast)
+              .withColumn("slow", slow(F.col("value"), F.col("fast"))))
+
+    def pick(name: str, sql: str) -> Column:
+        fast_value: Column = {
+            "ok": F.lit(True), "reason": F.lit(None), "detail": F.lit(None),
+        }.get(name, F.col(f"canon.{name}"))
+        return (F.when(F.col("fast"), fast_value.try_cast(sql.lower()))
+                .otherwise(F.col(f"slow.{name}")).alias(name))
+
+    parsed: DataFrame = marked.select(
+        F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"), "key", "value",
+        *(pick(name, sql) for name, sql in VERDICT_FIELDS),
+    )
+    return parsed
 
 
 @dataclass
@@ -96,6 +130,8 @@ class IngestRun:
     redo: bool
     partitions: dict[int, PartitionCounts] = field(default_factory=dict)
     seconds: float = 0.0
+    # Wall seconds per step: plan, classify (read + parse + dedupe), rejects, trades, commit.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -205,27 +241,36 @@ class Ingest:
         )
 
     def _classify(self, parsed: DataFrame, run_id: int) -> DataFrame:
-        """Every record with `outcome` accepted / rejected / duplicate."""
+        """Every record with `outcome` accepted / rejected / duplicate.
+
+        Dedupe works on the narrow (identity, partition, offset) columns only: the
+        coordinates of the duplicates (later occurrences in this run, and occurrences
+        of identities ingested by earlier runs) are found there, then marked on the
+        full records with a join that Spark broadcasts when they are few, as usual.
+        `parsed` is read more than once: the caller persists it.
+        """
         from delta.tables import DeltaTable
         from pyspark.sql import Window
         from pyspark.sql import functions as F  # noqa: N812
 
-        order = Window.partitionBy(*IDENTITY).orderBy("kafka_partition", "kafka_offset")
-        ranked = parsed.withColumn(
-            "rank", F.when(F.col("ok"), F.row_number().over(order)).otherwise(F.lit(None))
-        )
+        coords = ["kafka_partition", "kafka_offset"]
+        ids = parsed.where("ok").select(*IDENTITY, *coords)
+        order = Window.partitionBy(*IDENTITY).orderBy(*coords)
+        duplicates = (ids.withColumn("rank", F.row_number().over(order))
+                      .where("rank > 1").select(*coords))
         if DeltaTable.isDeltaTable(self.spark, self.trades_uri):
             # Trades of earlier runs only: a redone run must not see its own rows.
             seen = (self.spark.read.format("delta").load(self.trades_uri)
-                    .where(F.col("ingest_run") != run_id)
-                    .select(*IDENTITY).withColumn("seen", F.lit(True)))
-            ranked = ranked.join(seen, IDENTITY, "left")
-        else:
-            ranked = ranked.withColumn("seen", F.lit(None).cast("boolean"))
-        return ranked.withColumn(
+                    .where(F.col("ingest_run") != run_id).select(*IDENTITY))
+            earlier = ids.join(seen, IDENTITY, "left_semi").select(*coords)
+            duplicates = duplicates.union(earlier).distinct()
+        # Small (the duplicates only), read by each of the caller's three actions.
+        duplicates = duplicates.withColumn("duplicate", F.lit(True)).localCheckpoint()
+        marked = parsed.join(duplicates, coords, "left")
+        return marked.withColumn(
             "outcome",
             F.when(~F.col("ok"), F.lit("rejected"))
-            .when((F.col("rank") > 1) | F.col("seen").isNotNull(), F.lit("duplicate"))
+            .when(F.col("duplicate").isNotNull(), F.lit("duplicate"))
             .otherwise(F.lit("accepted")),
         )
 
@@ -235,16 +280,21 @@ class Ingest:
         from pyspark.sql import functions as F  # noqa: N812
 
         t0 = time.monotonic()
+        phases: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            phases[name] = time.monotonic() - t0 - sum(phases.values())
+
         run_id, ranges, redo = self.plan()
         if not redo and all(c.end <= c.start for c in ranges.values()):
             return None
         if not redo:
             self._append_ledger(run_id, "planned", ranges)
-        parsed = self._read(ranges).mapInArrow(parse_batches, PARSED_SCHEMA)
+        lap("plan")
+        parsed = parse_records(self._read(ranges)).persist(StorageLevel.MEMORY_AND_DISK)
         classified = self._classify(parsed, run_id).withColumn(
             "ingested_at", F.current_timestamp()
         ).withColumn("ingest_run", F.lit(run_id).cast("bigint"))
-        classified.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             for row in classified.groupBy("kafka_partition", "outcome").count().collect():
                 c = ranges[row["kafka_partition"]]
@@ -255,6 +305,7 @@ class Ingest:
                     c.rejected += row["count"]
                     if row["outcome"] == "duplicate":
                         c.duplicates += row["count"]
+            lap("classify")
             rejects = classified.where("outcome != 'accepted'").select(
                 "value", "key", "kafka_partition", "kafka_offset", "kafka_timestamp",
                 F.when(F.col("outcome") == "duplicate", F.lit(Reason.DUPLICATE))
@@ -268,6 +319,7 @@ class Ingest:
             (rejects.write.format("delta").mode("append")
              .option("txnAppId", f"{TXN_APP_ID}-rejects-{self.topic}")
              .option("txnVersion", run_id).save(self.rejects_uri))
+            lap("rejects")
             trades = classified.where("outcome = 'accepted'").select(
                 *IDENTITY, "price", "qty", "side", "ts",
                 F.to_date(F.timestamp_millis("ts")).alias("trade_date"),
@@ -276,10 +328,12 @@ class Ingest:
             (trades.write.format("delta").mode("append").partitionBy("trade_date")
              .option("txnAppId", f"{TXN_APP_ID}-trades-{self.topic}")
              .option("txnVersion", run_id).save(self.trades_uri))
+            lap("trades")
         finally:
-            classified.unpersist()
+            parsed.unpersist()
         self._append_ledger(run_id, "committed", ranges)
-        return IngestRun(run_id, redo, ranges, time.monotonic() - t0)
+        lap("commit")
+        return IngestRun(run_id, redo, ranges, time.monotonic() - t0, phases)
 
     def run(self, progress: Any = None) -> list[IngestRun]:
         """Ingest until caught up with the offsets present when each run is planned."""

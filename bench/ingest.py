@@ -57,6 +57,9 @@ def main() -> None:
                 print(f"ingest {consumed:,} messages ({accepted:,} accepted) in {seconds:.1f}s: "
                       f"{consumed / seconds:,.0f} msg/s, {len(runs)} run(s), balanced="
                       f"{all(r.balanced for r in runs)}", flush=True)
+                for r in runs:
+                    steps = ", ".join(f"{k} {v:.1f}s" for k, v in r.phases.items())
+                    print(f"  run {r.run_id}: {steps}", flush=True)
             spark.stop()
         finally:
             down(settings)

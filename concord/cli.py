@@ -147,7 +147,9 @@ def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
     def progress(run: IngestRun) -> None:
         print(f"ingest run {run.run_id}{' (redo of an interrupted run)' if run.redo else ''}: "
-              f"{run.records:,} messages in {run.seconds:.1f}s")
+              f"{run.records:,} messages in {run.seconds:.1f}s "
+              f"({run.records / max(run.seconds, 1e-9):,.0f} msg/s; "
+              + ", ".join(f"{k} {v:.1f}s" for k, v in run.phases.items()) + ")")
         for p, c in sorted(run.partitions.items()):
             flag = "" if c.balanced else "   <-- MISMATCH"
             print(f"  partition {p}: offsets {c.start}..{c.end}  consumed {c.records:,}  "

@@ -54,6 +54,9 @@ def spark_session(settings: Settings, app_name: str = "concord") -> SparkSession
         .config("spark.local.dir", str(local_dirs))
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        # Delta rebuilds table state in this many tasks (default 50: mostly overhead here).
+        .config("spark.databricks.delta.snapshotPartitions",
+                str(settings.spark_shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config(

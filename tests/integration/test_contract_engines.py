@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 
-from batch_layer.ingest import PARSED_SCHEMA, parse_batches
+from batch_layer.ingest import parse_records
 from infra.engines import flink_table_env
 from infra.services import ensure_topic
 from shared.config import Settings
@@ -64,7 +64,8 @@ def _spark_rows(spark: SparkSession, stack: Settings, topic: str) -> dict[int, d
              .option("kafka.bootstrap.servers", stack.bootstrap_servers)
              .option("subscribe", topic)
              .option("startingOffsets", "earliest").option("endingOffsets", "latest").load()
-             .mapInArrow(parse_batches, PARSED_SCHEMA))
+             .select("partition", "offset", "timestamp", "key", "value"))
+    frame = parse_records(frame)
     return {r["kafka_offset"]: {n: r[n] for n in NAMES} for r in frame.collect()}
 
 

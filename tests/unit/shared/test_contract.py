@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from shared.contract import VERDICT_FIELDS, Rejection, Trade, parse_trade, verdict
-from tests.contract_cases import CASES
+from producers.market import Market, MarketConfig
+from shared.contract import (
+    VERDICT_FIELDS,
+    Rejection,
+    Trade,
+    canonical_trade,
+    parse_trade,
+    verdict,
+)
+from tests.contract_cases import CASES, msg
 
 
 @pytest.mark.parametrize(("raw", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -53,3 +62,40 @@ def test_verdict_is_parse_trade_flattened(raw: bytes | None) -> None:
                        "detail": result.detail}
     else:
         assert row == {**asdict(result), "ok": True, "reason": None, "detail": None}
+
+
+def _mutations(value: bytes) -> list[bytes]:
+    """Small edits of a good message: each character dropped, doubled or replaced."""
+    out = []
+    for i in range(len(value)):
+        out.append(value[:i] + value[i + 1:])
+        out.append(value[:i] + value[i:i + 1] * 2 + value[i + 1:])
+        for ch in (b"0", b" ", b"\"", b"\\", b"\n", b"-", b"9", b".", "\u2028".encode()):
+            out.append(value[:i] + ch + value[i + 1:])
+    return out
+
+
+def test_canonical_fast_path_never_disagrees_with_the_contract() -> None:
+    market = itertools.islice(Market(MarketConfig(seed=5, malformed_fraction=0.2)).messages(),
+                              5000)
+    samples = [c[1] for c in CASES] + [m.value for m in market] + _mutations(CASES[0][1])
+    samples += [msg(price=p) for p in ("0", "00", "0.00000001", "0000000000000001.5", "1.",
+                                       ".5", "01", "12345678901", "1234567890.123456789")]
+    good = CASES[0][1]
+    samples += [good + "\u2028".encode(), good + b"\n", b" \t" + good, good + b"}",
+                b"\xef\xbb\xbf" + good]
+    samples += [msg(ts=t) for t in (0, 253402300799999, 253402300800000, 999999999999999)]
+    fast = 0
+    for value in samples:
+        text = value.decode("utf-8", errors="replace")
+        trade = canonical_trade(text)
+        if trade is not None:
+            fast += 1
+            assert parse_trade(value) == trade, value
+    # The generator's well-formed messages all take the fast path.
+    assert fast >= 4000
+
+
+def test_canonical_fast_path_takes_the_generator_format() -> None:
+    message = next(iter(Market(MarketConfig(seed=1)).messages()))
+    assert canonical_trade(message.value.decode()) == parse_trade(message.value)
