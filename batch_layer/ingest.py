@@ -91,7 +91,9 @@ def parse_records(records: DataFrame) -> DataFrame:
     fast = (F.col("canon").isNotNull() & (F.col("canon.price").try_cast("decimal(18,8)") > 0)
             & (F.col("canon.qty").try_cast("decimal(18,8)") > 0)
             & (F.col("canon.ts") <= MAX_TS_MS))
-    slow = arrow_udf(verdicts, _VERDICT_SQL)
+    # The type hints select a scalar Arrow UDF (PySpark warns when functionType is
+    # given as well); the stubs only know the explicit form.
+    slow = arrow_udf(verdicts, _VERDICT_SQL)  # type: ignore[call-overload]
     marked = (records.withColumn("canon", canon).withColumn("fast", fast)
               .withColumn("slow", slow(F.col("value"), F.col("fast"))))
 
