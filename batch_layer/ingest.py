@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
 TXN_APP_ID = "concord-ingest"
+RECORDS_PER_TASK = 250_000
+# One run takes at most this many messages of each partition; longer backlogs go in runs.
+MAX_PER_PARTITION = 2_500_000
 IDENTITY = ["exchange", "symbol", "trade_id"]
 
 _ARROW_TYPES = {
@@ -148,7 +151,7 @@ class Ingest:
     """One topic into the raw tables; `run()` ingests what is there now, in runs."""
 
     def __init__(self, settings: Settings, spark: SparkSession, *, topic: str | None = None,
-                 max_records_per_partition: int = 5_000_000) -> None:
+                 max_records_per_partition: int = MAX_PER_PARTITION) -> None:
         self.settings = settings
         self.spark = spark
         self.topic = topic or settings.topic
@@ -231,6 +234,10 @@ class Ingest:
     def _read(self, ranges: dict[int, PartitionCounts]) -> DataFrame:
         starting = {self.topic: {str(p): c.start for p, c in ranges.items()}}
         ending = {self.topic: {str(p): c.end for p, c in ranges.items()}}
+        # Spark splits the offset ranges into tasks of about this many records, so a
+        # long backlog of one partition never has to fit one task's memory.
+        records = sum(max(c.end - c.start, 0) for c in ranges.values())
+        tasks = max(len(ranges), -(-records // RECORDS_PER_TASK))
         return (
             self.spark.read.format("kafka")
             .option("kafka.bootstrap.servers", self.settings.bootstrap_servers)
@@ -238,6 +245,7 @@ class Ingest:
             .option("startingOffsets", json.dumps(starting))
             .option("endingOffsets", json.dumps(ending))
             .option("kafka.isolation.level", "read_committed")
+            .option("minPartitions", str(tasks))
             .load()
             .select("partition", "offset", "timestamp", "key", "value")
         )

@@ -142,8 +142,8 @@ def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from infra.engines import spark_session
 
     spark = spark_session(settings, "concord-ingest")
-    ingest = Ingest(settings, spark, topic=args.topic,
-                    max_records_per_partition=args.max_per_partition)
+    limit = {"max_records_per_partition": args.max_per_partition} if args.max_per_partition else {}
+    ingest = Ingest(settings, spark, topic=args.topic, **limit)
 
     def progress(run: IngestRun) -> None:
         print(f"ingest run {run.run_id}{' (redo of an interrupted run)' if run.redo else ''}: "
@@ -226,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ingest", cmd_batch_ingest,
             "Kafka -> lake.raw.trades / lake.raw.rejects, exactly once", batch_sub)
     p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
-    p.add_argument("--max-per-partition", type=int, default=5_000_000,
-                   help="messages per partition in one run (long backlogs go in runs)")
+    p.add_argument("--max-per-partition", type=int, default=None,
+                   help="messages per partition in one run (long backlogs go in runs; "
+                   "default 2,500,000)")
     p = add("smoke", cmd_smoke,
             "prove the stack end to end: Kafka -> Spark -> Delta -> Trino, checked by an oracle")
     p.add_argument("--messages", type=int, default=10_000)
