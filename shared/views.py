@@ -151,14 +151,17 @@ def order_key(ts: int, trade_id: str, value: str) -> str:
     return f"{ts:0{TS_DIGITS}d}{escaped}\0{value}"
 
 
-# notional / volume rounded half up to 8 decimals, with one rounding only: both sides
-# as unscaled integers (N = notional * 1e16, V = volume * 1e8), Trino's decimal
-# division at scale 0 rounds N / V half up, which is vwap * 1e8.
+# notional / volume rounded half up to 8 decimals, exactly. Trino divides decimals at
+# scale 16 (rounding), so rounding that again to 8 could round twice. Instead: d = the
+# quotient truncated to 8 decimals (rounding at scale 16 never crosses a multiple of
+# 1e-8 downward, and crossing upward lands on the right answer), then add 1e-8 when
+# notional >= (d + 0.000000005) * volume, an exact decimal comparison.
+_DOWN = "CAST(truncate(notional / volume, 8) AS DECIMAL(38,8))"
 VWAP: Final = Derived(
     "vwap",
-    "CAST(CAST(notional * DECIMAL '10000000000000000' AS DECIMAL(38,0))"
-    " / NULLIF(CAST(volume * DECIMAL '100000000' AS DECIMAL(38,0)), 0) AS DECIMAL(38,8))"
-    " / DECIMAL '100000000'",
+    f"CASE WHEN volume > 0 THEN {_DOWN} + CASE WHEN notional >= "
+    f"(CAST({_DOWN} AS DECIMAL(38,9)) + DECIMAL '0.000000005') * volume "
+    "THEN DECIMAL '0.00000001' ELSE DECIMAL '0' END END",
     "DECIMAL(38,8)",
 )
 
