@@ -8,12 +8,17 @@ stack trace, unless CONCORD_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.config import Settings, describe, load_settings
+from shared.views import VIEWS as _VIEWS
+
+VIEW_NAMES = tuple(_VIEWS)
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -137,6 +142,49 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.errors == 0 and report.acked == report.sent else 1
 
 
+def _utc(text: str) -> datetime:
+    """An ISO 8601 time; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-11-22T10:00 or 2026-11-22T10:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
+    from batch_layer.recompute import Chunk, Recompute, align
+    from infra.engines import spark_session
+    from shared.views import VIEWS
+
+    views = [VIEWS[args.view]] if args.view else list(VIEWS.values())
+    spark = spark_session(settings, "concord-recompute")
+    job = Recompute(settings, spark)
+    try:
+        for view in views:
+            lo, hi = align(view, args.from_, args.to)
+            total = -(-(hi - lo) // job.chunk)
+            done = itertools.count(1)
+
+            def progress(chunk: Chunk, name: str = view.name, total: int = total,
+                         done: Iterator[int] = done) -> None:
+                print(f"  {name} [{next(done)}/{total}] {chunk.start:%Y-%m-%d %H:%M} .. "
+                      f"{chunk.end:%Y-%m-%d %H:%M}: {chunk.windows:,} windows, "
+                      f"{chunk.rows:,} rows from {chunk.trades:,} trades in "
+                      f"{chunk.seconds:.1f}s", flush=True)
+
+            print(f"recompute {view.name}: {lo:%Y-%m-%d %H:%M:%S} .. {hi:%Y-%m-%d %H:%M:%S} UTC "
+                  f"(widened to whole {view.window_seconds}s windows)", flush=True)
+            chunks = job.run(view, lo, hi, progress=progress)
+            print(f"recompute {view.name}: {sum(c.windows for c in chunks):,} windows, "
+                  f"{sum(c.rows for c in chunks):,} rows written to lake.batch.{view.name} "
+                  f"from {sum(c.trades for c in chunks):,} trades")
+    finally:
+        spark.stop()
+    return 0
+
+
 def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from batch_layer.ingest import Ingest, IngestRun
     from infra.engines import spark_session
@@ -229,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-partition", type=int, default=None,
                    help="messages per partition in one run (long backlogs go in runs; "
                    "default 2,500,000)")
+    p = add("recompute", cmd_batch_recompute,
+            "rebuild lake.batch.<view> from lake.raw.trades for a time range (idempotent)",
+            batch_sub)
+    p.add_argument("--view", choices=sorted(VIEW_NAMES), help="one view (default: all)")
+    p.add_argument("--from", dest="from_", type=_utc, required=True, metavar="TIME",
+                   help="start, ISO 8601 (UTC unless an offset is given)")
+    p.add_argument("--to", type=_utc, required=True, metavar="TIME", help="end (exclusive)")
     p = add("smoke", cmd_smoke,
             "prove the stack end to end: Kafka -> Spark -> Delta -> Trino, checked by an oracle")
     p.add_argument("--messages", type=int, default=10_000)

@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,8 +35,13 @@ Decoder = Callable[[bytes], Mapping[str, Any]]
 
 
 def json_decoder(schema: pa.Schema) -> Decoder:
-    """Decode a JSON object into a row of `schema`; decimals exactly, never via float."""
+    """Decode a JSON object into a row of `schema`; decimals exactly, never via float.
+
+    Timestamps are ISO-8601 text in UTC (Flink's `json.timestamp-format.standard`
+    ISO-8601 for TIMESTAMP columns, the session time zone being UTC).
+    """
     decimal_fields = {f.name for f in schema if pa.types.is_decimal(f.type)}
+    timestamp_fields = {f.name for f in schema if pa.types.is_timestamp(f.type)}
 
     def decode(raw: bytes) -> Mapping[str, Any]:
         obj: dict[str, Any] = json.loads(raw, parse_float=Decimal)
@@ -43,6 +49,11 @@ def json_decoder(schema: pa.Schema) -> Decoder:
             value = obj.get(name)
             if value is not None and not isinstance(value, Decimal):
                 obj[name] = Decimal(str(value))
+        for name in timestamp_fields:
+            value = obj.get(name)
+            if isinstance(value, str):
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                obj[name] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         return obj
 
     return decode

@@ -22,3 +22,13 @@ def test_decimals_are_exact_from_numbers_and_strings() -> None:
 
 def test_null_decimal_stays_null() -> None:
     assert json_decoder(SCHEMA)(b'{"id": "c", "price": null, "n": 1}')["price"] is None
+
+
+def test_iso_timestamps_are_utc() -> None:
+    from datetime import UTC, datetime
+
+    schema = pa.schema([("window_start", pa.timestamp("us", tz="UTC"))])
+    row = json_decoder(schema)(b'{"window_start": "2025-11-22T08:26:00"}')
+    assert row["window_start"] == datetime(2025, 11, 22, 8, 26, tzinfo=UTC)
+    table = pa.Table.from_pylist([row], schema=schema)
+    assert table.column("window_start")[0].as_py() == datetime(2025, 11, 22, 8, 26, tzinfo=UTC)

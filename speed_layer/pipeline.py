@@ -1,0 +1,152 @@
+"""The speed layer's Flink pipeline: trades -> contract -> dedupe -> partials per view.
+
+    Kafka `trades` (raw bytes)
+      -> parse_trade (the contract, speed_layer.contract_udf); rejected messages are
+         counted per reason and second into `lake.speed.contract_rejects`, never fatal
+      -> dedupe on (exchange, symbol, trade_id), first arrival wins, state kept for
+         the dedupe horizon (`table.exec.state.ttl`, CONCORD_SPEED_DEDUPE_HORIZON_S)
+      -> every ~1 s of processing time (a 1 s TUMBLE on PROCTIME), one partial row
+         per (view keys, event-time window) seen in that second
+         (speed_layer.flink_views, the compiled declaration)
+      -> one Kafka topic per view, written in Kafka transactions committed on Flink
+         checkpoints (exactly once); speed_layer.delta_committer moves committed rows
+         into `lake.speed.<view>` with idempotent Delta commits.
+
+Durability: a partial row is durable in Kafka when the checkpoint after its second
+completes, and in Delta when the committer's commit holding it lands. A restart from
+the latest checkpoint replays from the checkpointed Kafka offsets; rows of seconds
+after that checkpoint were never committed to Kafka, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from shared.config import Settings
+from shared.views import View
+from speed_layer import contract_udf
+from speed_layer.delta_committer import DeltaCommitter
+from speed_layer.flink_io import kafka_exactly_once_sink_ddl, kafka_source_ddl
+from speed_layer.flink_views import partials_sql
+
+if TYPE_CHECKING:
+    from pyflink.table import StatementSet, TableEnvironment
+
+EMITTED_AT = ("emitted_at", "TIMESTAMP")
+# Messages the contract rejected, counted per reason each second (never fatal).
+REJECTS_COLUMNS = [("emitted_at", "TIMESTAMP"), ("reason", "VARCHAR"), ("messages", "BIGINT")]
+
+
+def speed_columns(view: View) -> list[tuple[str, str]]:
+    """(name, SQL type) of `lake.speed.<view>`: the partial row and when it was emitted."""
+    return [*view.partial_columns(), EMITTED_AT]
+
+
+def arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
+    def arrow(sql: str) -> pa.DataType:
+        if sql.startswith("DECIMAL("):
+            precision, scale = sql[len("DECIMAL("):-1].split(",")
+            return pa.decimal128(int(precision), int(scale))
+        return {"VARCHAR": pa.string(), "BIGINT": pa.int64(),
+                "TIMESTAMP": pa.timestamp("us", tz="UTC")}[sql]
+
+    return pa.schema([(name, arrow(sql)) for name, sql in columns])
+
+
+def _flink_columns(columns: list[tuple[str, str]]) -> str:
+    types = {"VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP(3)"}
+    return ", ".join(f"`{name}` {types.get(sql, sql)}" for name, sql in columns)
+
+
+def view_topic(settings: Settings, view: View, topic: str | None = None) -> str:
+    return f"{topic or settings.topic}.speed.{view.name}"
+
+
+def rejects_topic(settings: Settings, topic: str | None = None) -> str:
+    return f"{topic or settings.topic}.speed.rejects"
+
+
+def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
+          topic: str | None = None, group_id: str = "concord-speed",
+          dedupe_horizon_s: int = 600) -> StatementSet:
+    """Declare the pipeline in `t_env`; returns the statement set to execute."""
+    source_topic = topic or settings.topic
+    contract_udf.register(t_env)
+    t_env.get_config().set("table.exec.state.ttl", f"{dedupe_horizon_s} s")
+    t_env.execute_sql(kafka_source_ddl(
+        "trades_raw", "`value` BYTES, proc AS PROCTIME()",
+        topic=source_topic, bootstrap=settings.bootstrap_servers, group_id=group_id,
+        value_format="raw",
+    ))
+    t_env.execute_sql(
+        "CREATE TEMPORARY VIEW trades_parsed AS SELECT v.ok, v.exchange, v.symbol, "
+        "v.trade_id, v.price, v.qty, v.side, v.ts, v.reason, proc "
+        "FROM (SELECT parse_trade(`value`) AS v, proc FROM trades_raw)"
+    )
+    t_env.execute_sql(
+        "CREATE TEMPORARY VIEW trades_deduped AS "
+        "SELECT exchange, symbol, trade_id, price, qty, side, ts, proc FROM ("
+        "  SELECT *, ROW_NUMBER() OVER (PARTITION BY exchange, symbol, trade_id "
+        "  ORDER BY proc) AS rn FROM trades_parsed WHERE ok"
+        ") WHERE rn = 1"
+    )
+    statements = t_env.create_statement_set()
+    for view in views:
+        sink = f"speed_{view.name}"
+        t_env.execute_sql(kafka_exactly_once_sink_ddl(
+            sink, _flink_columns(speed_columns(view)),
+            topic=view_topic(settings, view, source_topic), bootstrap=settings.bootstrap_servers,
+            transactional_id_prefix=f"{group_id}-{view.name}",
+            extra={"json.timestamp-format.standard": "ISO-8601"},
+        ))
+        # The TVF's own window_start/window_end are the processing-time second.
+        select = partials_sql(view, _each_second("trades_deduped"),
+                              extra_group_by=("window_start", "window_end"),
+                              extra_select=("window_end AS emitted",))
+        names = ", ".join(f"`{n}`" for n, _ in view.partial_columns())
+        statements.add_insert_sql(
+            f"INSERT INTO {sink} SELECT {names}, CAST(emitted AS TIMESTAMP(3)) "  # noqa: S608
+            f"FROM ({select})"  # - SQL compiled from the declarations, no outside input
+        )
+    t_env.execute_sql(kafka_exactly_once_sink_ddl(
+        "speed_rejects", _flink_columns(REJECTS_COLUMNS),
+        topic=rejects_topic(settings, source_topic), bootstrap=settings.bootstrap_servers,
+        transactional_id_prefix=f"{group_id}-rejects",
+        extra={"json.timestamp-format.standard": "ISO-8601"},
+    ))
+    every_second = _each_second("trades_parsed")
+    statements.add_insert_sql(
+        "INSERT INTO speed_rejects SELECT CAST(window_end AS TIMESTAMP(3)), reason, "  # noqa: S608
+        f"COUNT(*) FROM {every_second} WHERE NOT ok GROUP BY window_start, window_end, reason"
+    )
+    return statements
+
+
+def _each_second(table: str) -> str:
+    return f"TABLE(TUMBLE(TABLE {table}, DESCRIPTOR(proc), INTERVAL '1' SECOND))"
+
+
+def committers(settings: Settings, views: list[View], *, topic: str | None = None,
+               app_id: str = "concord-speed") -> list[DeltaCommitter]:
+    """One committer per view (its topic -> `lake.speed.<view>`), and one for the rejects
+    counts (-> `lake.speed.contract_rejects`)."""
+    out = [
+        DeltaCommitter(
+            bootstrap_servers=settings.bootstrap_servers,
+            topic=view_topic(settings, view, topic),
+            table_uri=settings.table_uri("speed", view.name),
+            schema=arrow_schema(speed_columns(view)),
+            app_id=f"{app_id}-{view.name}",
+        )
+        for view in views
+    ]
+    out.append(DeltaCommitter(
+        bootstrap_servers=settings.bootstrap_servers,
+        topic=rejects_topic(settings, topic),
+        table_uri=settings.table_uri("speed", "contract_rejects"),
+        schema=arrow_schema(REJECTS_COLUMNS),
+        app_id=f"{app_id}-rejects",
+    ))
+    return out
