@@ -59,19 +59,27 @@ def register_table(
     """Make a Delta table written by Spark, Flink or delta-rs visible to Trino.
 
     `location` defaults to the table's place in the lake. Idempotent: returns False
-    when the table was registered already.
+    when the table was registered already at that location; a registration pointing
+    elsewhere (another lake) is replaced.
     """
     cat, schema, table = ident(settings.catalog), ident(schema), ident(table)
+    location = location or trino_location(settings, schema, table)
     existing = query(
         settings,
         f"SELECT 1 FROM {cat}.information_schema.tables "  # noqa: S608 - validated identifiers
         f"WHERE table_schema = '{schema}' AND table_name = '{table}'",
     )
     if existing:
-        return False
+        ddl = query(settings, f"SHOW CREATE TABLE {cat}.{schema}.{table}")[0][0]
+        found = re.search(r"location = '([^']*)'", ddl)
+        if found and found.group(1).rstrip("/") == location.rstrip("/"):
+            return False
+        # Registered elsewhere (another lake, e.g. CONCORD_LAKE_URI changed): follow the lake.
+        query(settings, f"CALL {cat}.system.unregister_table(schema_name => '{schema}', "
+                        f"table_name => '{table}')")
     query(
         settings,
         f"CALL {cat}.system.register_table(schema_name => '{schema}', table_name => '{table}', "
-        f"table_location => '{location or trino_location(settings, schema, table)}')",
+        f"table_location => '{location}')",
     )
     return True

@@ -37,3 +37,77 @@ def served_sql(view: View, source: str) -> str:
     columns += [f'"{m.name}"' for m in view.measures]
     columns += [f'{d.sql} AS "{d.name}"' for d in view.derived]
     return f"SELECT {', '.join(columns)}\nFROM {source}"
+
+
+def boundary_sql(view: View, catalog: str = "lake") -> str:
+    """The view's current boundary (epoch when none was published yet)."""
+    return (f"(SELECT coalesce(max_by(boundary, run_id), from_unixtime(0)) "
+            f"FROM {catalog}.meta.boundaries WHERE view_name = '{view.name}')")
+
+
+def serving_view_sql(view: View, catalog: str = "lake") -> str:
+    """`serving.<view>`: batch rows below the boundary + merged speed partials at/above it.
+
+    Each (key, window) comes from exactly one side: the boundary is one value per
+    query, and both sides are partial rows merged by the same closed merge.
+    """
+    columns = ", ".join(f'"{n}"' for n, _ in view.partial_columns())
+    boundary = boundary_sql(view, catalog)
+    union = (f"(SELECT {columns} FROM {catalog}.batch.{view.name} "
+             f"WHERE window_start < {boundary}\n"
+             f" UNION ALL\n"
+             f" SELECT {columns} FROM {catalog}.speed.{view.name} "
+             f"WHERE window_start >= {boundary})")
+    return served_sql(view, f"({merge_sql(view, union)})")
+
+
+def rollup_sql(source: str, period: str) -> str:
+    """Bars of a longer period rolled up from merged 1-minute bars (`source`).
+
+    open/close are the first/last minute's open/close: the first trade of the period
+    is the first trade of its first non-empty minute. `period` is '5' MINUTE or
+    '1' HOUR.
+    """
+    amount, unit = period.split()
+    if unit == "HOUR":
+        start = "date_trunc('hour', window_start)"
+    else:
+        start = (f"date_trunc('hour', window_start) + "
+                 f"(minute(window_start) / {amount}) * INTERVAL '{amount}' MINUTE")
+    from shared.views import VWAP
+
+    return (
+        f"SELECT exchange, symbol, window_start, open, high, low, close, volume, buy_volume, "
+        f"notional, trade_count, {VWAP.sql} AS vwap FROM ("
+        f"SELECT exchange, symbol, {start} AS window_start, "
+        "min_by(open, window_start) AS open, max(high) AS high, min(low) AS low, "
+        "max_by(close, window_start) AS close, CAST(sum(volume) AS DECIMAL(38,8)) AS volume, "
+        "CAST(sum(buy_volume) AS DECIMAL(38,8)) AS buy_volume, "
+        "CAST(sum(notional) AS DECIMAL(38,16)) AS notional, "
+        f"CAST(sum(trade_count) AS BIGINT) AS trade_count FROM {source} "
+        f"GROUP BY exchange, symbol, {start})"
+    )
+
+
+def spread_sql(source: str) -> str:
+    """Per symbol and minute, the spread of closes across exchanges (merged bars_1m)."""
+    return (
+        "SELECT symbol, window_start, max(close) - min(close) AS spread, "
+        "max(close) AS high_close, max_by(exchange, close) AS high_exchange, "
+        "min(close) AS low_close, min_by(exchange, close) AS low_exchange, "
+        f"count(*) AS exchanges FROM {source} GROUP BY symbol, window_start"
+    )
+
+
+def ticker_sql(view: View, catalog: str = "lake") -> str:
+    """The latest trade per exchange and symbol, by (ts, trade_id), from the close keys
+    of both layers' partial rows (the key starts with ts as 15 digits)."""
+    assert view.keys == ("exchange", "symbol") and any(m.name == "close" for m in view.measures)
+    columns = "exchange, symbol, close, close_key"
+    rows = (f"(SELECT {columns} FROM {catalog}.batch.{view.name} "
+            f"UNION ALL SELECT {columns} FROM {catalog}.speed.{view.name})")
+    return (
+        "SELECT exchange, symbol, max_by(close, close_key) AS price, "
+        "from_unixtime_nanos(CAST(substr(max(close_key), 1, 15) AS BIGINT) * 1000000) AS ts "
+        f"FROM {rows} GROUP BY exchange, symbol"
+    )

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from shared.config import Settings
+from shared.tables import SPEED_REJECTS, arrow_schema, speed_columns
 from shared.views import View
 from speed_layer import contract_udf
 from speed_layer.delta_committer import DeltaCommitter
@@ -33,27 +32,6 @@ from speed_layer.flink_views import partials_sql
 
 if TYPE_CHECKING:
     from pyflink.table import StatementSet, TableEnvironment
-
-EMITTED_AT = ("emitted_at", "TIMESTAMP")
-# Messages the contract rejected, counted per reason each second (never fatal).
-REJECTS_COLUMNS = [("emitted_at", "TIMESTAMP"), ("reason", "VARCHAR"), ("messages", "BIGINT")]
-
-
-def speed_columns(view: View) -> list[tuple[str, str]]:
-    """(name, SQL type) of `lake.speed.<view>`: the partial row and when it was emitted."""
-    return [*view.partial_columns(), EMITTED_AT]
-
-
-def arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
-    def arrow(sql: str) -> pa.DataType:
-        if sql.startswith("DECIMAL("):
-            precision, scale = sql[len("DECIMAL("):-1].split(",")
-            return pa.decimal128(int(precision), int(scale))
-        return {"VARCHAR": pa.string(), "BIGINT": pa.int64(),
-                "TIMESTAMP": pa.timestamp("us", tz="UTC")}[sql]
-
-    return pa.schema([(name, arrow(sql)) for name, sql in columns])
-
 
 def _flink_columns(columns: list[tuple[str, str]]) -> str:
     types = {"VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP(3)"}
@@ -107,18 +85,18 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
                               extra_select=("window_end AS emitted",))
         names = ", ".join(f"`{n}`" for n, _ in view.partial_columns())
         statements.add_insert_sql(
-            f"INSERT INTO {sink} SELECT {names}, CAST(emitted AS TIMESTAMP(3)) "  # noqa: S608
-            f"FROM ({select})"  # - SQL compiled from the declarations, no outside input
+            f"INSERT INTO {sink} SELECT {names}, CAST(emitted AS TIMESTAMP(3)) "
+            f"FROM ({select})"
         )
     t_env.execute_sql(kafka_exactly_once_sink_ddl(
-        "speed_rejects", _flink_columns(REJECTS_COLUMNS),
+        "speed_rejects", _flink_columns(SPEED_REJECTS),
         topic=rejects_topic(settings, source_topic), bootstrap=settings.bootstrap_servers,
         transactional_id_prefix=f"{group_id}-rejects",
         extra={"json.timestamp-format.standard": "ISO-8601"},
     ))
     every_second = _each_second("trades_parsed")
     statements.add_insert_sql(
-        "INSERT INTO speed_rejects SELECT CAST(window_end AS TIMESTAMP(3)), reason, "  # noqa: S608
+        "INSERT INTO speed_rejects SELECT CAST(window_end AS TIMESTAMP(3)), reason, "
         f"COUNT(*) FROM {every_second} WHERE NOT ok GROUP BY window_start, window_end, reason"
     )
     return statements
@@ -146,7 +124,7 @@ def committers(settings: Settings, views: list[View], *, topic: str | None = Non
         bootstrap_servers=settings.bootstrap_servers,
         topic=rejects_topic(settings, topic),
         table_uri=settings.table_uri("speed", "contract_rejects"),
-        schema=arrow_schema(REJECTS_COLUMNS),
+        schema=arrow_schema(SPEED_REJECTS),
         app_id=f"{app_id}-rejects",
     ))
     return out
