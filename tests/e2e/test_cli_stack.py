@@ -70,6 +70,14 @@ def test_up_status_smoke_down_lifecycle(env: dict[str, str]) -> None:
     names = {row["Schema"] for row in json.loads(schemas.stdout)}
     assert {"raw", "speed", "batch", "meta", "serving"} <= names
 
+    # Before any layer ran: the serving views exist, over empty tables, and answer.
+    refresh = run(env, "serve", "refresh")
+    assert refresh.returncode == 0, refresh.stdout + refresh.stderr
+    assert "lake.serving.bars_1m: view" in refresh.stdout
+    assert "lake.batch.bars_1m: registered (created empty)" in refresh.stdout
+    empty = run(env, "query", "SELECT count(*) AS n FROM lake.serving.bars_1m", "--format", "json")
+    assert empty.returncode == 0 and json.loads(empty.stdout) == [{"n": 0}], empty.stderr
+
     down = run(env, "down")
     assert down.returncode == 0 and "stopped trino, kafka" in down.stdout
     pids = [c["pid"] for c in components.values()]
