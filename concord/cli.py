@@ -185,6 +185,43 @@ def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
+    from batch_layer.ingest import IngestRun
+    from batch_layer.recompute import Chunk
+    from batch_layer.run import BatchRun
+    from infra.engines import spark_session
+
+    spark = spark_session(settings, "concord-batch-run")
+    try:
+        def ingested(run: IngestRun) -> None:
+            print(f"ingest run {run.run_id}: {run.records:,} messages in {run.seconds:.1f}s, "
+                  f"{sum(c.accepted for c in run.partitions.values()):,} accepted, "
+                  f"{sum(c.rejected for c in run.partitions.values()):,} rejected", flush=True)
+
+        def recomputed(chunk: Chunk) -> None:
+            print(f"  recompute {chunk.start:%Y-%m-%d %H:%M} .. {chunk.end:%H:%M}: "
+                  f"{chunk.windows:,} windows from {chunk.trades:,} trades", flush=True)
+
+        result = BatchRun(settings, spark, topic=args.topic).run(on_ingest=ingested,
+                                                                 on_chunk=recomputed)
+    finally:
+        spark.stop()
+    if not result.ingest:
+        print("batch run: nothing new in Kafka")
+    for v in result.views:
+        if v.boundary is None:
+            print(f"batch run: {v.view}: nothing to recompute")
+            continue
+        if v.boundary == v.previous:
+            moved = "unchanged"
+        else:
+            before = f"{v.previous:%Y-%m-%d %H:%M:%S}" if v.previous else "none"
+            moved = f"{before} -> {v.boundary:%Y-%m-%d %H:%M:%S} UTC"
+        print(f"batch run: {v.view}: {v.windows:,} windows recomputed in {len(v.ranges)} "
+              f"range(s); boundary {moved}")
+    return 0
+
+
 def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from batch_layer.ingest import Ingest, IngestRun
     from infra.engines import spark_session
@@ -277,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-partition", type=int, default=None,
                    help="messages per partition in one run (long backlogs go in runs; "
                    "default 2,500,000)")
+    p = add("run", cmd_batch_run,
+            "ingest, recompute the windows new trades touched, advance the boundaries",
+            batch_sub)
+    p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
     p = add("recompute", cmd_batch_recompute,
             "rebuild lake.batch.<view> from lake.raw.trades for a time range (idempotent)",
             batch_sub)

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default=4, ge=1, description="spark.sql.shuffle.partitions."
     )
 
+    batch_lateness_s: int = Field(
+        default=120, ge=0,
+        description="`batch run` keeps the boundary this far behind the newest ingested "
+        "trade, so windows still receiving trades are served from the speed layer.",
+    )
+
     # --- Flink ---------------------------------------------------------------------------
     flink_parallelism: int = Field(default=1, ge=1, description="Default Flink job parallelism.")
     flink_checkpoint_ms: int = Field(default=1000, ge=100, description="Checkpoint interval.")
