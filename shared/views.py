@@ -165,16 +165,21 @@ VWAP: Final = Derived(
     "DECIMAL(38,8)",
 )
 
+# Open, high, low, close and volume: the measures every bar view starts with.
+OHLCV: Final = (
+    Measure("open", Agg.FIRST, "price"),
+    Measure("high", Agg.MAX, "price"),
+    Measure("low", Agg.MIN, "price"),
+    Measure("close", Agg.LAST, "price"),
+    Measure("volume", Agg.SUM, "qty"),
+)
+
 BARS_1M: Final = View(
     name="bars_1m",
     keys=("exchange", "symbol"),
     window_seconds=60,
     measures=(
-        Measure("open", Agg.FIRST, "price"),
-        Measure("high", Agg.MAX, "price"),
-        Measure("low", Agg.MIN, "price"),
-        Measure("close", Agg.LAST, "price"),
-        Measure("volume", Agg.SUM, "qty"),
+        *OHLCV,
         Measure("buy_volume", Agg.SUM, "buy_qty"),
         Measure("notional", Agg.SUM, "notional"),
         Measure("trade_count", Agg.COUNT),
@@ -188,11 +193,7 @@ SYMBOL_BARS_1M: Final = View(
     keys=("symbol",),
     window_seconds=60,
     measures=(
-        Measure("open", Agg.FIRST, "price"),
-        Measure("high", Agg.MAX, "price"),
-        Measure("low", Agg.MIN, "price"),
-        Measure("close", Agg.LAST, "price"),
-        Measure("volume", Agg.SUM, "qty"),
+        *OHLCV,
         Measure("notional", Agg.SUM, "notional"),
         Measure("trade_count", Agg.COUNT),
     ),
