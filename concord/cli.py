@@ -222,6 +222,24 @@ def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speed(settings: Settings, args: argparse.Namespace) -> int:
+    from speed_layer import control
+
+    if args.speed_command == "start":
+        print(control.start(settings))
+    elif args.speed_command == "stop":
+        print(control.stop(settings))
+    else:
+        info = control.status(settings)
+        if args.json:
+            print(json.dumps(info))
+        else:
+            for key, value in info.items():
+                print(f"  {key}: {value}")
+        return 0 if info["running"] else 1
+    return 0
+
+
 def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from batch_layer.ingest import Ingest, IngestRun
     from infra.engines import spark_session
@@ -306,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duplicate-fraction", type=float, default=0.0)
     gen.add_argument("--malformed-fraction", type=float, default=0.0)
     p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
+    speed = add("speed", lambda s, a: 2, "speed layer (the Flink job)")
+    speed_sub = speed.add_subparsers(dest="speed_command", required=True)
+    add("start", cmd_speed, "start the speed job detached (resumes from its last checkpoint)",
+        speed_sub)
+    add("stop", cmd_speed, "stop the speed job (checkpoints are kept)", speed_sub)
+    p = add("status", cmd_speed, "is the speed job running; its Flink job, last checkpoint",
+            speed_sub)
+    p.add_argument("--json", action="store_true")
     batch = add("batch", lambda s, a: 2, "batch layer")
     batch_sub = batch.add_subparsers(dest="batch_command", required=True)
     p = add("ingest", cmd_batch_ingest,

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     def trino_endpoint(self) -> str:
         return self.trino_url or f"http://127.0.0.1:{self.trino_port}"
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as CONCORD_* variables, for a child process to load the same."""
+        return {f"CONCORD_{name.upper()}": str(value)
+                for name, value in self.model_dump().items() if value is not None}
+
     @property
     def manages_kafka(self) -> bool:
         """True when `concord up` runs the broker itself (no external cluster configured)."""

@@ -46,3 +46,13 @@ def test_every_setting_is_documented() -> None:
     rows = describe()
     assert len(rows) == len(Settings.model_fields)
     assert all(var.startswith("CONCORD_") and desc for var, _, desc in rows)
+
+
+def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.config import load_settings
+
+    original = Settings(home=Path("/tmp/x"), kafka_port=1234, lake_uri="file:///tmp/lake",
+                        spark_driver_memory="3g")
+    for key, value in original.as_env().items():
+        monkeypatch.setenv(key, value)
+    assert load_settings() == original

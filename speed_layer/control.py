@@ -1,0 +1,52 @@
+"""`concord speed start|stop|status`: the speed job as a supervised, detached process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from infra.processes import Service
+from shared.config import REPO_ROOT, Settings
+from speed_layer.job import latest_checkpoint, status_file
+
+START_TIMEOUT_S = 180.0
+
+
+def service(settings: Settings) -> Service:
+    return Service("speed", settings.run_dir, settings.log_dir / "speed" / "job.log", ())
+
+
+def start(settings: Settings) -> str:
+    svc = service(settings)
+    if (pid := svc.pid()) is not None:
+        return f"speed job already running (pid {pid})"
+    status_file(settings).unlink(missing_ok=True)
+    env = {**os.environ, **settings.as_env()}
+    pid = svc.start([sys.executable, "-m", "speed_layer.job"], env=env, cwd=REPO_ROOT,
+                    ready=lambda: status_file(settings).exists(), timeout_s=START_TIMEOUT_S)
+    info = json.loads(status_file(settings).read_text())
+    origin = f"resumed from {info['restored_from']}" if info["restored_from"] else "fresh start"
+    return (f"speed job started (pid {pid}, Flink job {info['job_id']}, {origin}); "
+            f"log {svc.log_file}")
+
+
+def stop(settings: Settings) -> str:
+    svc = service(settings)
+    if not svc.stop(grace_s=60):
+        return "speed job: not running"
+    return "speed job stopped (checkpoints kept; `concord speed start` resumes)"
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    svc = service(settings)
+    pid = svc.pid()
+    info: dict[str, Any] = {"running": pid is not None, "pid": pid, "log": str(svc.log_file)}
+    try:
+        info.update(json.loads(status_file(settings).read_text()))
+    except (OSError, ValueError):
+        pass
+    checkpoint = latest_checkpoint(settings)
+    info["latest_checkpoint"] = str(checkpoint) if checkpoint else None
+    return info

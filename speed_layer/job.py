@@ -1,0 +1,103 @@
+"""The long-running speed job: the Flink pipeline and the Delta committers, one process.
+
+`concord speed start` runs `python -m speed_layer.job` detached (infra.processes), with
+its log in $CONCORD_HOME/logs/speed/ and checkpoints in $CONCORD_HOME/data/speed/
+checkpoints. Checkpoints are retained on cancellation and on failure; a start resumes
+from the newest complete one (its source offsets, dedupe state and window state), so a
+killed job restarted loses nothing and counts nothing twice: partial rows of seconds
+after that checkpoint were in Kafka transactions that never committed.
+
+The job writes $CONCORD_HOME/run/speed.json ({"state": "RUNNING", "job_id": ...,
+"restored_from": ...}) once the Flink job runs; `concord speed status` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from infra.engines import flink_table_env
+from infra.services import ensure_topic
+from shared.config import Settings, load_settings
+from shared.views import VIEWS
+from speed_layer.pipeline import build, committers, rejects_topic, view_topic
+
+GROUP_ID = "concord-speed"
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    return settings.data_dir / "speed" / "checkpoints"
+
+
+def status_file(settings: Settings) -> Path:
+    return settings.run_dir / "speed.json"
+
+
+def latest_checkpoint(settings: Settings) -> Path | None:
+    """The newest complete checkpoint (a chk-N folder with _metadata), if any."""
+    done = [p.parent for p in checkpoint_dir(settings).glob("*/chk-*/_metadata")]
+    return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])), default=None)
+
+
+def main() -> int:
+    settings = load_settings()
+    views = list(VIEWS.values())
+    for view in views:
+        ensure_topic(settings, view_topic(settings, view), 1)
+    ensure_topic(settings, rejects_topic(settings), 1)
+
+    t_env = flink_table_env(settings)
+    conf = t_env.get_config()
+    conf.set("execution.checkpointing.dir", checkpoint_dir(settings).resolve().as_uri())
+    conf.set("execution.checkpointing.externalized-checkpoint-retention",
+             "RETAIN_ON_CANCELLATION")
+    conf.set("execution.checkpointing.num-retained", "3")
+    restored = latest_checkpoint(settings)
+    if restored is not None:
+        conf.set("execution.state-recovery.path", restored.resolve().as_uri())
+    result = build(t_env, settings, views, group_id=GROUP_ID).execute()
+    client = result.get_job_client()
+    assert client is not None
+    sinks = committers(settings, views, app_id=GROUP_ID)
+
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = status_file(settings)
+    status.parent.mkdir(parents=True, exist_ok=True)
+    status.write_text(json.dumps({
+        "state": "RUNNING", "job_id": str(client.get_job_id()),
+        "restored_from": str(restored) if restored else None, "started_at": time.time(),
+    }))
+    print(f"speed job {client.get_job_id()} running"
+          + (f", restored from {restored}" if restored else ", fresh start"), flush=True)
+    try:
+        while not stopping:
+            state = str(client.get_job_status().result())
+            if state in ("FAILED", "CANCELED", "FINISHED"):
+                print(f"speed job ended: {state}", file=sys.stderr, flush=True)
+                return 1
+            written = sum(sink.poll_once(timeout_ms=200) for sink in sinks)
+            if written == 0:
+                time.sleep(0.05)
+    finally:
+        status.unlink(missing_ok=True)
+        if stopping:
+            client.cancel().result()
+        for sink in sinks:
+            sink.close()
+    print("speed job stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
