@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from infra.processes import Service
@@ -18,12 +19,20 @@ def service(settings: Settings) -> Service:
     return Service("speed", settings.run_dir, settings.log_dir / "speed" / "job.log", ())
 
 
+def _clean(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment without PyFlink's per-process variables: a caller that ran Flink
+    itself (a test, a notebook) has its gateway port and loopback-worker flags there,
+    which would make the job attach to the caller's JVM or refuse to start its own."""
+    private = ("PYFLINK_", "_PYFLINK_", "PYTHON_LOOPBACK_", "BOOT_LOG_DIR")
+    return {k: v for k, v in environ.items() if not k.startswith(private)}
+
+
 def start(settings: Settings) -> str:
     svc = service(settings)
     if (pid := svc.pid()) is not None:
         return f"speed job already running (pid {pid})"
     status_file(settings).unlink(missing_ok=True)
-    env = {**os.environ, **settings.as_env()}
+    env = {**_clean(os.environ), **settings.as_env()}
     pid = svc.start([sys.executable, "-m", "speed_layer.job"], env=env, cwd=REPO_ROOT,
                     ready=lambda: status_file(settings).exists(), timeout_s=START_TIMEOUT_S)
     info = json.loads(status_file(settings).read_text())
