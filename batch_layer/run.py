@@ -104,8 +104,10 @@ class BatchRun:
         raw = DeltaTable(trades_uri)
         raw_version = raw.version()
         trades = self.spark.read.format("delta").load(trades_uri)
-        last_run = trades.agg(F.max("ingest_run")).first()
-        newest_run = int(last_run[0]) if last_run and last_run[0] is not None else 0
+        # Over all of raw.trades, once: the last ingest run and the newest trade.
+        latest = trades.agg(F.max("ingest_run").alias("run"), F.max("ts").alias("ts")).first()
+        assert latest is not None
+        newest_run = int(latest["run"]) if latest["run"] is not None else 0
         current = self.current()
         recompute = Recompute(self.settings, self.spark)
         results, published = [], []
@@ -125,9 +127,7 @@ class BatchRun:
                 recompute.run(view, _utc(lo), _utc(hi), progress=on_chunk)
                 result.ranges.append((_utc(lo), _utc(hi)))
             result.windows = len(starts)
-            newest = trades.agg(F.max("ts")).first()
-            assert newest is not None
-            candidate = (int(newest[0]) - self.lateness_ms) // width * width
+            candidate = (int(latest["ts"]) - self.lateness_ms) // width * width
             previous_ms = _ms(boundary) if boundary is not None else 0
             result.boundary = _utc(max(candidate, previous_ms))
             published.append({"view_name": view.name, "boundary": result.boundary,

@@ -23,7 +23,8 @@ def order_key_sql(value_sql: str) -> str:
             f"CAST({value_sql} AS STRING)")
 
 
-def _flink_type(sql_type: str) -> str:
+def flink_type(sql_type: str) -> str:
+    """A shared.views SQL type in Flink's spelling."""
     return {"VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP(3)"}.get(sql_type, sql_type)
 
 
@@ -36,7 +37,7 @@ def _aggregates(m: Measure) -> list[str]:
         return [f"CAST(COUNT(*) AS BIGINT) AS `{m.name}`"]
     assert m.input is not None
     value = INPUTS[m.input].sql
-    typed = _flink_type(m.type)
+    typed = flink_type(m.type)
     if m.agg in (Agg.SUM, Agg.MIN, Agg.MAX):
         return [f"CAST({m.agg.value.upper()}({value}) AS {typed}) AS `{m.name}`"]
     key = f"{'MIN' if m.agg is Agg.FIRST else 'MAX'}({order_key_sql(value)})"

@@ -28,14 +28,13 @@ from shared.views import View
 from speed_layer import contract_udf
 from speed_layer.delta_committer import DeltaCommitter
 from speed_layer.flink_io import kafka_exactly_once_sink_ddl, kafka_source_ddl
-from speed_layer.flink_views import partials_sql
+from speed_layer.flink_views import flink_type, partials_sql
 
 if TYPE_CHECKING:
     from pyflink.table import StatementSet, TableEnvironment
 
 def _flink_columns(columns: list[tuple[str, str]]) -> str:
-    types = {"VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP(3)"}
-    return ", ".join(f"`{name}` {types.get(sql, sql)}" for name, sql in columns)
+    return ", ".join(f"`{name}` {flink_type(sql)}" for name, sql in columns)
 
 
 def view_topic(settings: Settings, view: View, topic: str | None = None) -> str:
