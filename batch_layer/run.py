@@ -1,12 +1,22 @@
 """`concord batch run`: ingest, recompute exactly the windows new trades touched, publish.
 
 1. ingest (batch_layer.ingest): Kafka -> raw.trades / raw.rejects, exactly once;
-2. per view, the windows touched by trades of ingest runs not yet recomputed for it
-   (raw.trades.ingest_run > the run id of the view's last boundary row) are
-   recomputed (batch_layer.recompute), contiguous windows as one range;
-3. the view's boundary is advanced in meta.boundaries: to the window holding the
-   newest ingested trade minus the lateness allowance, never backwards, and never
-   past what the batch view covers (everything ingested so far).
+2. per view, the new boundary is chosen: the window holding the newest ingested trade
+   minus the lateness allowance, never backwards;
+3. the windows below the new boundary that need (re)computing are recomputed
+   (batch_layer.recompute), contiguous windows as one range: those touched by trades
+   of ingest runs not yet recomputed for the view (raw.trades.ingest_run > the run id
+   of its last boundary row), and every window between the old and the new boundary;
+4. the boundary is published in meta.boundaries (one appended row);
+5. the speed tables are maintained (speed_layer.maintenance): small files compacted,
+   speed rows of windows before the *previous* boundary and older than the retention
+   deleted, unreferenced files vacuumed.
+
+The batch view holds windows below its boundary only. That is what makes the serving
+view (serving_layer.trino_views) consistent for a reader whose query sees the tables
+at slightly different moments: whatever batch snapshot it pairs with whatever
+boundary, a window below the boundary is either complete in that snapshot or absent
+from it (then served from the speed rows, kept back to the previous boundary).
 
 Crash safety: the boundary row records the last ingest run recomputed; a run killed
 before publishing leaves it unchanged, so the next run recomputes the same windows
@@ -17,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -27,6 +37,7 @@ from batch_layer.recompute import Chunk, Recompute
 from shared.config import Settings
 from shared.tables import BOUNDARIES, arrow_schema, ensure_table
 from shared.views import VIEWS, View
+from speed_layer.maintenance import Maintained, maintain
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -45,6 +56,7 @@ class ViewResult:
 class BatchRunResult:
     ingest: list[IngestRun]
     views: list[ViewResult]
+    maintained: list[Maintained] = field(default_factory=list)
 
 
 def contiguous(starts: list[int], width: int) -> list[tuple[int, int]]:
@@ -56,6 +68,17 @@ def contiguous(starts: list[int], width: int) -> list[tuple[int, int]]:
         else:
             ranges.append((s, s + width))
     return ranges
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[start, end) ranges -> sorted, with overlapping or adjacent ones joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
 
 
 def _ms(moment: datetime) -> int:
@@ -77,17 +100,46 @@ class BatchRun:
         self.views = views or list(VIEWS.values())
         self.boundaries_uri = settings.table_uri("meta", "boundaries")
 
-    def current(self) -> dict[str, tuple[datetime, int]]:
-        """view -> (boundary, last ingest run recomputed), from meta.boundaries."""
+    def history(self) -> dict[str, list[tuple[datetime, int]]]:
+        """view -> its (boundary, last ingest run recomputed) rows, oldest first."""
         from deltalake import DeltaTable
 
         if not DeltaTable.is_deltatable(self.boundaries_uri):
             return {}
         rows = DeltaTable(self.boundaries_uri).to_pyarrow_table().to_pylist()
-        out: dict[str, tuple[datetime, int]] = {}
-        for r in sorted(rows, key=lambda r: r["run_id"]):
-            out[r["view_name"]] = (r["boundary"], r["run_id"])
+        out: dict[str, list[tuple[datetime, int]]] = {}
+        for r in sorted(rows, key=lambda r: (r["run_id"], r["published_at"])):
+            out.setdefault(r["view_name"], []).append((r["boundary"], r["run_id"]))
         return out
+
+    def current(self) -> dict[str, tuple[datetime, int]]:
+        """view -> (boundary, last ingest run recomputed), from meta.boundaries."""
+        return {view: rows[-1] for view, rows in self.history().items()}
+
+    def keep_speed_from(self, boundaries: list[datetime]) -> datetime | None:
+        """Speed rows of windows before this may go: the older of the previous boundary and
+        the boundary minus the retention. None (keep all) before a second boundary exists:
+        a reader pairing the newest boundary with the batch snapshot before it needs the
+        speed rows from the previous boundary on (see the module's docstring)."""
+        distinct = sorted(set(boundaries))
+        if len(distinct) < 2:
+            return None
+        retention = timedelta(seconds=self.settings.speed_retention_s)
+        return min(distinct[-2], distinct[-1] - retention)
+
+    def maintain_speed(self) -> list[Maintained]:
+        """Delete speed rows no longer needed, compact, vacuum (speed_layer.maintenance)."""
+        history = self.history()
+        done = []
+        for view in self.views:
+            keep = self.keep_speed_from([b for b, _ in history.get(view.name, [])])
+            result = maintain(self.settings.table_uri("speed", view.name), keep_from=keep,
+                              name=f"speed.{view.name}")
+            if result is not None:
+                done.append(result)
+        rejects = maintain(self.settings.table_uri("speed", "contract_rejects"),
+                           keep_from=None, name="speed.contract_rejects")
+        return [*done, *([rejects] if rejects else [])]
 
     def run(self, *, on_ingest: Callable[[IngestRun], None] | None = None,
             on_chunk: Callable[[Chunk], None] | None = None) -> BatchRunResult:
@@ -115,21 +167,24 @@ class BatchRun:
             result = ViewResult(view.name)
             boundary, done_run = current.get(view.name, (None, 0))
             result.previous = boundary
-            new = trades.where(F.col("ingest_run") > done_run)
             width = view.window_ms
-            stats = new.agg(F.max("ts").alias("newest")).first()
-            if stats is None or stats["newest"] is None:
-                results.append(result)
-                continue
+            previous_ms = _ms(boundary) if boundary is not None else None
+            candidate = (int(latest["ts"]) - self.lateness_ms) // width * width
+            new_ms = max(candidate, previous_ms or 0)
+            new = trades.where((F.col("ingest_run") > done_run) & (F.col("ts") < new_ms))
             starts = [r[0] for r in new.select((F.col("ts") - F.pmod("ts", F.lit(width)))
                                                .alias("w")).distinct().collect()]
-            for lo, hi in contiguous(starts, width):
-                recompute.run(view, _utc(lo), _utc(hi), progress=on_chunk)
+            ranges = contiguous(starts, width)
+            if previous_ms is not None and previous_ms < new_ms:
+                ranges = merge_ranges([*ranges, (previous_ms, new_ms)])
+            if not ranges and done_run == newest_run:
+                results.append(result)
+                continue
+            for lo, hi in ranges:
+                chunks = recompute.run(view, _utc(lo), _utc(hi), progress=on_chunk)
+                result.windows += sum(c.windows for c in chunks)
                 result.ranges.append((_utc(lo), _utc(hi)))
-            result.windows = len(starts)
-            candidate = (int(latest["ts"]) - self.lateness_ms) // width * width
-            previous_ms = _ms(boundary) if boundary is not None else 0
-            result.boundary = _utc(max(candidate, previous_ms))
+            result.boundary = _utc(new_ms)
             published.append({"view_name": view.name, "boundary": result.boundary,
                               "run_id": newest_run, "raw_version": raw_version,
                               "published_at": datetime.now(UTC)})
@@ -139,4 +194,4 @@ class BatchRun:
             write_deltalake(self.boundaries_uri,
                             pa.Table.from_pylist(published, schema=arrow_schema(BOUNDARIES)),
                             mode="append")
-        return BatchRunResult(runs, results)
+        return BatchRunResult(runs, results, self.maintain_speed())

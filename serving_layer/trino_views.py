@@ -49,15 +49,24 @@ def serving_view_sql(view: View, catalog: str = "lake") -> str:
     """`serving.<view>`: batch rows below the boundary + merged speed partials at/above it.
 
     Each (key, window) comes from exactly one side: the boundary is one value per
-    query, and both sides are partial rows merged by the same closed merge.
+    query, and both sides are partial rows merged by the same closed merge. Below the
+    boundary, a (key, window) the batch table does not hold is served from the speed
+    rows: the batch table only ever holds complete windows below its boundary
+    (batch_layer.run), so a query that pairs a new boundary with the batch snapshot
+    just before it finds the windows in between in the speed table instead of losing
+    them; the same holds for trades the speed layer has and the batch layer has not
+    ingested yet.
     """
     columns = ", ".join(f'"{n}"' for n, _ in view.partial_columns())
     boundary = boundary_sql(view, catalog)
-    union = (f"(SELECT {columns} FROM {catalog}.batch.{view.name} "
-             f"WHERE window_start < {boundary}\n"
+    batch, speed = f"{catalog}.batch.{view.name}", f"{catalog}.speed.{view.name}"
+    same = " AND ".join(f'b."{k}" = s."{k}"' for k in (*view.keys, "window_start"))
+    union = (f"(SELECT {columns} FROM {batch} WHERE window_start < {boundary}\n"
              f" UNION ALL\n"
-             f" SELECT {columns} FROM {catalog}.speed.{view.name} "
-             f"WHERE window_start >= {boundary})")
+             f" SELECT {columns} FROM {speed} WHERE window_start >= {boundary}\n"
+             f" UNION ALL\n"
+             f" SELECT {columns} FROM {speed} s WHERE s.window_start < {boundary} AND NOT EXISTS "
+             f"(SELECT 1 FROM {batch} b WHERE {same}))")
     return served_sql(view, f"({merge_sql(view, union)})")
 
 

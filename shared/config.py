@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "trade, so windows still receiving trades are served from the speed layer.",
     )
 
+    speed_retention_s: int = Field(
+        default=3600, ge=0,
+        description="`batch run` deletes speed rows of windows older than this before the "
+        "boundary (never any at or after the previous boundary); `concord reconcile` "
+        "compares the layers over what is kept.",
+    )
+
     # --- Flink ---------------------------------------------------------------------------
     flink_parallelism: int = Field(default=1, ge=1, description="Default Flink job parallelism.")
     flink_checkpoint_ms: int = Field(default=1000, ge=100, description="Checkpoint interval.")

@@ -1,0 +1,60 @@
+"""Upkeep of the speed tables (lake.speed.*), run by `concord batch run` after it publishes.
+
+The speed job's committers append a small commit every checkpoint (1 s by default):
+left alone, a speed table grows by thousands of files and log entries an hour. Each
+maintenance pass, per table:
+1. deletes the rows of windows before `keep_from` (speed rows are kept back to the
+   boundary, never less: the caller passes the older of the previous boundary and
+   the boundary minus the retention, see batch_layer.run);
+2. compacts the remaining small files into few large ones (a rewrite: same rows);
+3. vacuums files no version of the last VACUUM_HOURS references (readers that
+   started on an older snapshot still find their files), checkpoints the log and
+   drops log entries older than the table's log retention.
+
+All of it goes through Delta commits that a concurrent committer's appends do not
+conflict with (blind appends), and keeps the committers' `txn` versions (they live on
+in the checkpoint), so the speed job runs on undisturbed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+VACUUM_HOURS = 1
+LOG_RETENTION = "interval 1 hours"
+
+
+@dataclass(frozen=True)
+class Maintained:
+    table: str
+    files_before: int
+    files_after: int
+    rows_deleted: int
+    files_vacuumed: int
+
+
+def maintain(uri: str, *, keep_from: datetime | None, name: str = "") -> Maintained | None:
+    """Delete rows before `keep_from` (None: delete nothing), compact, vacuum; None if no table."""
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    table = DeltaTable(uri)
+    if table.metadata().configuration.get("delta.logRetentionDuration") != LOG_RETENTION:
+        table.alter.set_table_properties({"delta.logRetentionDuration": LOG_RETENTION})
+    before = len(table.file_uris())
+    deleted = 0
+    if keep_from is not None:
+        moment = keep_from.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        deleted = int(table.delete(f"window_start < '{moment}'")["num_deleted_rows"])
+        table = DeltaTable(uri)
+    if len(table.file_uris()) > 1:
+        table.optimize.compact()
+        table = DeltaTable(uri)
+    vacuumed = table.vacuum(retention_hours=VACUUM_HOURS, dry_run=False,
+                            enforce_retention_duration=False)
+    table.create_checkpoint()
+    table.cleanup_metadata()
+    return Maintained(name or uri, before, len(DeltaTable(uri).file_uris()), deleted,
+                      len(vacuumed))
