@@ -219,7 +219,40 @@ def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
             moved = f"{before} -> {v.boundary:%Y-%m-%d %H:%M:%S} UTC"
         print(f"batch run: {v.view}: {v.windows:,} windows recomputed in {len(v.ranges)} "
               f"range(s); boundary {moved}")
+    for m in result.maintained:
+        print(f"batch run: {m.table}: {m.files_before:,} -> {m.files_after:,} files, "
+              f"{m.rows_deleted:,} rows before the retention deleted, "
+              f"{m.files_vacuumed:,} old files vacuumed")
     return 0
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from serving_layer.reconcile import Reconciler
+    from serving_layer.refresh import refresh
+    from shared.views import VIEWS
+
+    if args.from_ is not None and args.to is not None and args.to <= args.from_:
+        raise ValueError("--to must be after --from")
+    refresh(settings)  # every table registered, so the comparison sees all of them
+    views = [VIEWS[args.view]] if args.view else list(VIEWS.values())
+    report = Reconciler(settings).run(views, args.from_, args.to)
+    if args.json:
+        print(report.as_json())
+    else:
+        for v in report.views:
+            span = f"{v.start} .. {v.end}" if v.start else "nothing both layers cover yet"
+            print(f"{v.view}: {span}: {v.windows_compared:,} windows compared, "
+                  f"{v.windows_equal:,} equal")
+        for d in report.differences:
+            key = ", ".join(f"{k}={val}" for k, val in d.key.items())
+            state = "explained" if d.explained else "UNEXPLAINED"
+            print(f"  {d.view} {key} {d.window_start}: {state}: {'; '.join(d.causes)}")
+            if not d.explained:
+                print(f"    batch: {d.batch}\n    speed: {d.speed}")
+        print(f"reconcile: {report.windows_compared:,} windows compared, "
+              f"{report.windows_equal:,} equal, {len(report.differences):,} differ, "
+              f"{report.unexplained:,} unexplained")
+    return 1 if report.unexplained else 0
 
 
 def cmd_speed(settings: Settings, args: argparse.Namespace) -> int:
@@ -351,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", type=_utc, required=True, metavar="TIME",
                    help="start, ISO 8601 (UTC unless an offset is given)")
     p.add_argument("--to", type=_utc, required=True, metavar="TIME", help="end (exclusive)")
+    p = add("reconcile", cmd_reconcile,
+            "compare merged speed rows with batch rows on every window both cover; explain "
+            "each difference (exit 1 if any is unexplained)")
+    p.add_argument("--view", choices=sorted(VIEW_NAMES), help="one view (default: all)")
+    p.add_argument("--from", dest="from_", type=_utc, metavar="TIME",
+                   help="compare windows from this time on (ISO 8601, UTC by default)")
+    p.add_argument("--to", type=_utc, metavar="TIME", help="compare windows before this time")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: windows_compared, windows_equal, unexplained, "
+                   "differences")
     p = add("smoke", cmd_smoke,
             "prove the stack end to end: Kafka -> Spark -> Delta -> Trino, checked by an oracle")
     p.add_argument("--messages", type=int, default=10_000)

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
 
     # --- Flink ---------------------------------------------------------------------------
     flink_parallelism: int = Field(default=1, ge=1, description="Default Flink job parallelism.")
+    speed_dedupe_horizon_s: int = Field(
+        default=600, ge=1,
+        description="The speed layer drops a trade whose (exchange, symbol, trade_id) it saw "
+        "less than this long ago; a later copy is counted (the batch layer then corrects "
+        "it; `concord reconcile` explains the difference).",
+    )
     flink_checkpoint_ms: int = Field(default=1000, ge=100, description="Checkpoint interval.")
     flink_jobmanager: str | None = Field(
         default=None,

@@ -19,9 +19,14 @@ declaration to VIEWS.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, localcontext
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
+
+from shared.contract import Trade
 
 
 class Agg(StrEnum):
@@ -44,6 +49,7 @@ class Input:
     name: str
     sql: str
     type: str
+    value: Callable[[Trade], Decimal]  # the same expression in Python (exact)
 
 
 # Trade columns (raw.trades and the speed layer's parsed stream): exchange, symbol,
@@ -51,11 +57,12 @@ class Input:
 INPUTS: Final = {
     i.name: i
     for i in (
-        Input("price", "price", "DECIMAL(18,8)"),
-        Input("qty", "qty", "DECIMAL(18,8)"),
+        Input("price", "price", "DECIMAL(18,8)", lambda t: t.price),
+        Input("qty", "qty", "DECIMAL(18,8)", lambda t: t.qty),
         Input("buy_qty", "CASE WHEN side = 'buy' THEN qty ELSE CAST(0 AS DECIMAL(18,8)) END",
-              "DECIMAL(18,8)"),
-        Input("notional", "CAST(price * qty AS DECIMAL(37,16))", "DECIMAL(37,16)"),
+              "DECIMAL(18,8)", lambda t: t.qty if t.side == "buy" else Decimal(0)),
+        Input("notional", "CAST(price * qty AS DECIMAL(37,16))", "DECIMAL(37,16)",
+              lambda t: t.price * t.qty),
     )
 }
 KEY_COLUMNS: Final = {"exchange": "VARCHAR", "symbol": "VARCHAR", "side": "VARCHAR"}
@@ -149,6 +156,42 @@ def order_key(ts: int, trade_id: str, value: str) -> str:
     """The Python form of the order key (tests and oracles)."""
     escaped = trade_id.replace("\1", "\1\2").replace("\0", "\1\1")
     return f"{ts:0{TS_DIGITS}d}{escaped}\0{value}"
+
+
+def evaluate(view: View, trades: Iterable[Trade]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The view's measures over `trades` in Python, exact: (keys..., window_start) -> row.
+
+    For checks inside the platform (`concord reconcile` explaining a difference); the
+    engines compute views from their compiled SQL, never from this.
+    """
+    groups: dict[tuple[Any, ...], list[Trade]] = {}
+    for t in trades:
+        start = datetime.fromtimestamp(t.ts // view.window_ms * view.window_seconds, tz=UTC)
+        groups.setdefault((*(getattr(t, k) for k in view.keys), start), []).append(t)
+    out = {}
+    for key, group in groups.items():
+        with localcontext() as exact:
+            exact.prec = 80  # every product and sum of DECIMAL(18,8) values is exact
+            out[key] = _measures(view, group)
+    return out
+
+
+def _measures(view: View, group: list[Trade]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for m in view.measures:
+        if m.agg is Agg.COUNT:
+            row[m.name] = len(group)
+            continue
+        assert m.input is not None
+        value = INPUTS[m.input].value
+        if m.agg is Agg.SUM:
+            row[m.name] = sum((value(t) for t in group), Decimal(0))
+        elif m.agg in (Agg.MIN, Agg.MAX):
+            row[m.name] = (min if m.agg is Agg.MIN else max)(value(t) for t in group)
+        else:
+            pick = min if m.agg is Agg.FIRST else max
+            row[m.name] = value(pick(group, key=lambda t: (t.ts, t.trade_id)))
+    return row
 
 
 # notional / volume rounded half up to 8 decimals, exactly. Trino divides decimals at

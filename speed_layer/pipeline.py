@@ -47,11 +47,12 @@ def rejects_topic(settings: Settings, topic: str | None = None) -> str:
 
 def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
           topic: str | None = None, group_id: str = "concord-speed",
-          dedupe_horizon_s: int = 600) -> StatementSet:
+          dedupe_horizon_s: int | None = None) -> StatementSet:
     """Declare the pipeline in `t_env`; returns the statement set to execute."""
     source_topic = topic or settings.topic
     contract_udf.register(t_env)
-    t_env.get_config().set("table.exec.state.ttl", f"{dedupe_horizon_s} s")
+    horizon = settings.speed_dedupe_horizon_s if dedupe_horizon_s is None else dedupe_horizon_s
+    t_env.get_config().set("table.exec.state.ttl", f"{horizon} s")
     t_env.execute_sql(kafka_source_ddl(
         "trades_raw", "`value` BYTES, proc AS PROCTIME()",
         topic=source_topic, bootstrap=settings.bootstrap_servers, group_id=group_id,

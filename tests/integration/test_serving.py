@@ -110,10 +110,12 @@ def test_served_views_equal_the_oracle_wherever_the_boundary_is(
     # published it: the batch table lacks the windows between the old and the new
     # boundary (batch_layer.run writes windows below its boundary only). They must be
     # served from the speed rows: none missing.
+    old, new = boundaries[1], boundaries[2]
+    assert old is not None and new is not None
     for view in VIEWS.values():
         DeltaTable(settings.table_uri("batch", view.name)).delete(
-            f"window_start >= '{boundaries[1].strftime('%Y-%m-%dT%H:%M:%SZ')}'")
-    _publish(settings, len(boundaries), boundaries[2])
+            f"window_start >= '{old.strftime('%Y-%m-%dT%H:%M:%SZ')}'")
+    _publish(settings, len(boundaries), new)
     for view in VIEWS.values():
         got = _served(settings, view.name, [*view.keys, "window_start"])
         assert got == view_rows(trades, view.keys, view.window_seconds,

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
 
-from shared.views import BARS_1M, VIEWS, Agg, Measure, View, order_key
+from producers.market import Market, MarketConfig
+from shared.views import BARS_1M, VIEWS, Agg, Measure, View, evaluate, order_key
+from tests.duckdb_oracle import duckdb_rows
+from tests.oracle import view_rows
+from tests.view_cases import EDGE_TRADES
 
 
 def test_order_key_sorts_as_ts_then_trade_id() -> None:
@@ -52,3 +57,22 @@ def test_bad_declarations_are_refused(kwargs: dict[str, object], message: str) -
                                "measures": (Measure("n", Agg.COUNT),)}
     with pytest.raises(ValueError, match=message):
         View(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def test_python_evaluation_equals_the_oracle() -> None:
+    trades = [m.trade for m in itertools.islice(Market(MarketConfig(seed=4)).messages(), 3000)
+              if m.trade is not None]
+    for view in VIEWS.values():
+        names = [m.name for m in view.measures]
+        assert evaluate(view, [*EDGE_TRADES, *trades]) == view_rows(
+            [*EDGE_TRADES, *trades], view.keys, view.window_seconds, names), view.name
+
+
+def test_the_duckdb_oracle_agrees_with_the_plain_python_one() -> None:
+    trades = [m.trade for m in itertools.islice(Market(MarketConfig(seed=6)).messages(), 2000)
+              if m.trade is not None]
+    for view in VIEWS.values():
+        names = [m.name for m in view.measures]
+        assert duckdb_rows([*EDGE_TRADES, *trades], view.keys, view.window_seconds,
+                           names) == view_rows([*EDGE_TRADES, *trades], view.keys,
+                                               view.window_seconds, names), view.name
