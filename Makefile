@@ -16,18 +16,14 @@ setup: ## install everything: .venv, JDKs, Maven artifacts, Trino (idempotent)
 up: setup ## start Kafka and Trino on 127.0.0.1 (waits until healthy)
 	@$(BIN)/concord up
 
-down: ## stop what `make up` started
+down: ## stop the demo's processes, the speed job, Kafka and Trino
 	@if [ -x $(BIN)/concord ]; then $(BIN)/concord down; else echo "nothing to stop: no .venv"; fi
 
 status: ## health of each component
 	@$(BIN)/concord status
 
-demo: up ## bring the stack up and prove it end to end (Kafka -> Spark -> Delta -> Trino)
-	@$(BIN)/concord smoke
-	@echo
-	@echo "The stack is up. Try:  $(BIN)/concord query \"SHOW TABLES FROM lake.meta\""
-	@echo "                       $(BIN)/concord status"
-	@echo "Stop it with:          make down"
+demo: up ## the platform live: generated stream, speed job, batch every 3 min, serving views
+	@$(BIN)/concord demo
 
 test: setup ## unit, integration and end-to-end tests with the real engines
 	@bash infra/run_tests.sh tests

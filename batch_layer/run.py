@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -37,7 +37,7 @@ from batch_layer.recompute import Chunk, Recompute
 from shared.config import Settings
 from shared.tables import BOUNDARIES, arrow_schema, ensure_table
 from shared.views import VIEWS, View
-from speed_layer.maintenance import Maintained, maintain
+from speed_layer.maintenance import Maintained, keep_from, maintain
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -117,15 +117,7 @@ class BatchRun:
         return {view: rows[-1] for view, rows in self.history().items()}
 
     def keep_speed_from(self, boundaries: list[datetime]) -> datetime | None:
-        """Speed rows of windows before this may go: the older of the previous boundary and
-        the boundary minus the retention. None (keep all) before a second boundary exists:
-        a reader pairing the newest boundary with the batch snapshot before it needs the
-        speed rows from the previous boundary on (see the module's docstring)."""
-        distinct = sorted(set(boundaries))
-        if len(distinct) < 2:
-            return None
-        retention = timedelta(seconds=self.settings.speed_retention_s)
-        return min(distinct[-2], distinct[-1] - retention)
+        return keep_from(boundaries, self.settings.speed_retention_s)
 
     def maintain_speed(self) -> list[Maintained]:
         """Delete speed rows no longer needed, compact, vacuum (speed_layer.maintenance)."""

@@ -11,6 +11,7 @@ import argparse
 import itertools
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -47,9 +48,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from infra import demo
     from infra.services import down
 
-    stopped = down(settings)
+    stopped = [*demo.stop(settings), *down(settings)]
     if not stopped:
         print("concord down: nothing was running (no live pid files under "
               f"{settings.run_dir})")
@@ -131,7 +133,10 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
         )
         count = args.count if args.count is not None else (
             None if args.duration else 10_000)
-        produce(settings, generated(config, count=count, duration_s=args.duration),
+        if args.live and not args.rate:
+            raise ValueError("--live needs --rate (messages per second)")
+        produce(settings, generated(config, count=count, duration_s=args.duration,
+                                    live=args.live),
                 topic=args.topic, rate=args.rate, report=report)
     print(f"produce: {report.sent:,} sent, {report.acked:,} acknowledged, "
           f"{report.errors} failed, in {report.seconds:.1f}s ({report.rate:,.0f} msg/s)"
@@ -186,26 +191,39 @@ def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
-    from batch_layer.ingest import IngestRun
-    from batch_layer.recompute import Chunk
-    from batch_layer.run import BatchRun
     from infra.engines import spark_session
 
     spark = spark_session(settings, "concord-batch-run")
     try:
-        def ingested(run: IngestRun) -> None:
-            print(f"ingest run {run.run_id}: {run.records:,} messages in {run.seconds:.1f}s, "
-                  f"{sum(c.accepted for c in run.partitions.values()):,} accepted, "
-                  f"{sum(c.rejected for c in run.partitions.values()):,} rejected", flush=True)
-
-        def recomputed(chunk: Chunk) -> None:
-            print(f"  recompute {chunk.start:%Y-%m-%d %H:%M} .. {chunk.end:%H:%M}: "
-                  f"{chunk.windows:,} windows from {chunk.trades:,} trades", flush=True)
-
-        result = BatchRun(settings, spark, topic=args.topic).run(on_ingest=ingested,
-                                                                 on_chunk=recomputed)
+        while True:
+            started = time.monotonic()
+            _batch_run_once(settings, spark, args.topic)
+            if not args.every:
+                return 0
+            pause = max(0.0, args.every - (time.monotonic() - started))
+            print(f"batch run: next run in {pause:.0f}s", flush=True)
+            time.sleep(pause)
     finally:
         spark.stop()
+
+
+def _batch_run_once(settings: Settings, spark: Any, topic: str | None) -> None:
+    from batch_layer.ingest import IngestRun
+    from batch_layer.recompute import Chunk
+    from batch_layer.run import BatchRun
+
+    def ingested(run: IngestRun) -> None:
+        print(f"ingest run {run.run_id}: {run.records:,} messages in {run.seconds:.1f}s, "
+              f"{sum(c.accepted for c in run.partitions.values()):,} accepted, "
+              f"{sum(c.rejected for c in run.partitions.values()):,} rejected", flush=True)
+
+    def recomputed(chunk: Chunk) -> None:
+        print(f"  recompute {chunk.start:%Y-%m-%d %H:%M} .. {chunk.end:%H:%M}: "
+              f"{chunk.windows:,} windows from {chunk.trades:,} trades", flush=True)
+
+    print(f"batch run: {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC", flush=True)
+    result = BatchRun(settings, spark, topic=topic).run(on_ingest=ingested,
+                                                        on_chunk=recomputed)
     if not result.ingest:
         print("batch run: nothing new in Kafka")
     for v in result.views:
@@ -222,7 +240,19 @@ def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
     for m in result.maintained:
         print(f"batch run: {m.table}: {m.files_before:,} -> {m.files_after:,} files, "
               f"{m.rows_deleted:,} rows before the retention deleted, "
-              f"{m.files_vacuumed:,} old files vacuumed")
+              f"{m.files_vacuumed:,} old files vacuumed", flush=True)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from infra import demo
+    from shared.views import VIEWS
+
+    demo.start(settings, rate=args.rate, every_s=args.every)
+    views = [*VIEWS, "bars_5m", "bars_1h", "spread_1m", "ticker"]
+    print(demo.INSTRUCTIONS.format(
+        kafka=settings.bootstrap_servers, topic=settings.topic, rate=args.rate,
+        every=args.every, trino=settings.trino_endpoint, views=", ".join(views),
+        logs=settings.log_dir, concord=demo.concord_command()))
     return 0
 
 
@@ -352,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--count", type=int, help="messages to send (default 10000 unless "
                      "--duration)")
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--live", action="store_true",
+                     help="event times follow the wall clock (a live market); needs --rate")
     gen.add_argument("--jitter-ms", type=int, default=0, help="out-of-order event-time jitter")
     gen.add_argument("--late-fraction", type=float, default=0.0)
     gen.add_argument("--duplicate-fraction", type=float, default=0.0)
@@ -377,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
             "ingest, recompute the windows new trades touched, advance the boundaries",
             batch_sub)
     p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
+    p.add_argument("--every", type=float, metavar="SECONDS",
+                   help="run again every SECONDS, until stopped (default: once)")
     p = add("recompute", cmd_batch_recompute,
             "rebuild lake.batch.<view> from lake.raw.trades for a time range (idempotent)",
             batch_sub)
@@ -384,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", type=_utc, required=True, metavar="TIME",
                    help="start, ISO 8601 (UTC unless an offset is given)")
     p.add_argument("--to", type=_utc, required=True, metavar="TIME", help="end (exclusive)")
+    p = add("demo", cmd_demo, "live demo on a running stack: stream, speed job, batch loop, "
+            "serving views; `concord down` stops it all")
+    p.add_argument("--rate", type=int, default=200, help="trades per second of the stream")
+    p.add_argument("--every", type=int, default=180, help="seconds between batch runs")
     p = add("reconcile", cmd_reconcile,
             "compare merged speed rows with batch rows on every window both cover; explain "
             "each difference (exit 1 if any is unexplained)")

@@ -37,14 +37,36 @@ class ProduceReport:
 Record = tuple[bytes | None, bytes]
 
 
-def generated(config: MarketConfig, *, count: int | None, duration_s: float | None
-              ) -> Iterator[Record]:
-    """Messages of the synthetic market, until `count` or `duration_s` is reached."""
+def generated(config: MarketConfig, *, count: int | None, duration_s: float | None,
+              live: bool = False) -> Iterator[Record]:
+    """Messages of the synthetic market, until `count` or `duration_s` is reached.
+
+    `live`: event times follow the wall clock (a trade's ts = the moment it is sent,
+    less its jitter or lateness), for a stream that looks like a live market; a
+    duplicate repeats the bytes of its original as sent.
+    """
     deadline = time.monotonic() + duration_s if duration_s else None
+    clock = float("-inf")  # the generator's event-time clock: newest on-time ts so far
+    sent: dict[bytes, bytes] = {}  # original value -> value as sent (live duplicates)
     for i, msg in enumerate(Market(config).messages()):
         if (count is not None and i >= count) or (deadline and time.monotonic() >= deadline):
             return
-        yield msg.key, msg.value
+        if not live or msg.fields is None:
+            yield msg.key, msg.value
+            continue
+        if msg.kind == "duplicate":
+            yield msg.key, sent.get(msg.value, msg.value)
+            continue
+        ts = msg.fields[6]
+        if msg.kind == "trade":
+            clock = max(clock, ts)
+        now_ms = int(time.time() * 1000)
+        head, _, _ = msg.value.rpartition(b'"ts":')
+        value = head + b'"ts":' + str(max(0, now_ms + min(0, ts - int(clock)))).encode() + b"}"
+        if len(sent) >= 20_000:
+            sent.clear()
+        sent[msg.value] = value
+        yield msg.key, value
 
 
 def from_lines(lines: Iterable[str], fmt: str, report: ProduceReport) -> Iterator[Record]:

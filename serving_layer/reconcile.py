@@ -29,6 +29,7 @@ from serving_layer.trino_views import boundary_sql, merge_sql
 from shared.config import Settings
 from shared.contract import Trade, parse_trade
 from shared.views import View, evaluate
+from speed_layer.maintenance import keep_from
 
 # Differences explained one by one (each needs the window's trades); beyond this they
 # are listed as not examined, which counts as unexplained.
@@ -110,7 +111,14 @@ class Reconciler:
         oldest, boundary = row[0]
         if oldest is None:
             return None
-        lo = max(oldest.replace(tzinfo=UTC), start or oldest.replace(tzinfo=UTC))
+        published = [r[0].replace(tzinfo=UTC) for r in query(
+            self.settings, f"SELECT boundary FROM {self.cat}.meta.boundaries "
+                           f"WHERE view_name = '{view.name}'")]
+        # Speed rows before `keep_from` may have been deleted (a late trade can add some
+        # back): the speed side is complete from there on only.
+        complete = keep_from(published, self.settings.speed_retention_s)
+        lo = max(oldest.replace(tzinfo=UTC), complete or oldest.replace(tzinfo=UTC),
+                 start or oldest.replace(tzinfo=UTC))
         hi = min(boundary.replace(tzinfo=UTC), end or boundary.replace(tzinfo=UTC))
         return (lo, hi) if lo < hi else None
 

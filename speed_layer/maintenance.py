@@ -18,8 +18,9 @@ in the checkpoint), so the speed job runs on undisturbed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 VACUUM_HOURS = 1
 LOG_RETENTION = "interval 1 hours"
@@ -32,6 +33,18 @@ class Maintained:
     files_after: int
     rows_deleted: int
     files_vacuumed: int
+
+
+def keep_from(boundaries: Iterable[datetime], retention_s: int) -> datetime | None:
+    """Where a view's speed rows must be kept from, given its published boundaries: the
+    older of the previous boundary and the newest boundary minus the retention. None
+    (keep all) before a second boundary exists: a reader pairing the newest boundary
+    with the batch snapshot before it needs the speed rows from the previous boundary
+    on (batch_layer.run). Windows from here on are complete in the speed table."""
+    distinct = sorted(set(boundaries))
+    if len(distinct) < 2:
+        return None
+    return min(distinct[-2], distinct[-1] - timedelta(seconds=retention_s))
 
 
 def maintain(uri: str, *, keep_from: datetime | None, name: str = "") -> Maintained | None:

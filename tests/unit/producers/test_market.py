@@ -53,3 +53,26 @@ def test_sizes_are_heavy_tailed_and_prices_walk() -> None:
     median, p99 = notionals[len(notionals) // 2], notionals[int(len(notionals) * 0.99)]
     assert p99 > 10 * median  # a fat tail, not a bell
     assert len({t.price for t in btc}) > 20
+
+
+def test_live_stream_follows_the_wall_clock_and_keeps_duplicates_verbatim() -> None:
+    import json
+    import time
+
+    from producers.produce import generated
+    from shared.contract import Trade, parse_trade
+
+    config = MarketConfig(seed=3, jitter_ms=1000, late_fraction=0.05, duplicate_fraction=0.05,
+                          malformed_fraction=0.02)
+    before = int(time.time() * 1000)
+    records = list(generated(config, count=3000, duration_s=None, live=True))
+    after = int(time.time() * 1000)
+    trades = [t for _, v in records if isinstance(t := parse_trade(v), Trade)]
+    assert len(trades) > 2500
+    on_time = [t for t in trades if t.ts >= before - 1000]
+    assert len(on_time) > 0.9 * len(trades) and all(t.ts <= after for t in trades)
+    # late ones are 1-10 minutes behind the clock
+    assert any(before - 600_000 - 1000 <= t.ts < before - 60_000 for t in trades)
+    values = [v for _, v in records]
+    assert len(values) - len(set(values)) > 50  # duplicates repeat the bytes as sent
+    assert all(json.loads(v)["ts"] for v in values[:5] if v.startswith(b'{"exchange"'))

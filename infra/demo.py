@@ -1,0 +1,120 @@
+"""`concord demo` (what `make demo` runs after `make up`): the whole platform, live.
+
+Starts, each as a supervised detached process with its log under $CONCORD_HOME/logs:
+- the serving views (`serve refresh`),
+- the speed job (`speed start`),
+- a live generated stream (`produce --live`: event times follow the wall clock, with
+  some out-of-order, late, duplicate and malformed messages),
+- the batch loop (`batch run --every N`: ingest, recompute, move the boundary),
+then waits for the first live bars in serving.bars_1m and prints what runs, where the
+views are, and queries to try. `concord down` stops all of it (and Kafka and Trino).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from infra.processes import Service
+from shared.config import REPO_ROOT, Settings
+
+DEMO_RATE = 200  # messages per second of the live stream
+BATCH_EVERY_S = 180
+
+
+def stream_service(settings: Settings) -> Service:
+    return Service("demo-stream", settings.run_dir, settings.log_dir / "demo" / "stream.log", ())
+
+
+def batch_service(settings: Settings) -> Service:
+    return Service("batch-loop", settings.run_dir, settings.log_dir / "batch" / "loop.log", ())
+
+
+def _concord(*args: str) -> list[str]:
+    return [sys.executable, "-m", "concord.cli", *args]
+
+
+def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int = BATCH_EVERY_S,
+          say: Callable[[str], None] = print) -> None:
+    from serving_layer.refresh import refresh
+    from serving_layer.trino import query
+    from speed_layer import control
+
+    env = {**os.environ, **settings.as_env()}
+    say("serving views: " + ", ".join(
+        line.split(":")[0].removeprefix(f"{settings.catalog}.serving.")
+        for line in refresh(settings) if ".serving." in line))
+    say(control.start(settings))
+    for svc, cmd in (
+        (stream_service(settings), _concord(
+            "produce", "--live", "--rate", str(rate), "--duration", str(7 * 86_400),
+            "--jitter-ms", "1500", "--late-fraction", "0.005", "--duplicate-fraction", "0.01",
+            "--malformed-fraction", "0.005")),
+        (batch_service(settings), _concord("batch", "run", "--every", str(every_s))),
+    ):
+        if (pid := svc.pid()) is not None:
+            say(f"{svc.name}: already running (pid {pid})")
+            continue
+        pid = svc.start(cmd, env=env, cwd=REPO_ROOT, ready=lambda: True, timeout_s=5)
+        say(f"{svc.name}: started (pid {pid}), log {svc.log_file}")
+
+    say("waiting for the first live bars in lake.serving.bars_1m ...")
+    deadline = time.monotonic() + 240
+    rows: list[list[object]] = []
+    while time.monotonic() < deadline:
+        rows = query(settings, "SELECT exchange, symbol, window_start, close, trade_count "
+                               "FROM lake.serving.bars_1m WHERE window_start >= "
+                               "current_timestamp - INTERVAL '2' MINUTE "
+                               "ORDER BY trade_count DESC LIMIT 5")
+        if rows:
+            break
+        time.sleep(3)
+    for r in rows:
+        say(f"  {r[0]:<10} {r[1]:<10} {r[2]:%H:%M} close {r[3]} trades {r[4]}")
+    if not rows:
+        say("no live bars yet: see the logs above (`concord speed status`)")
+
+
+def stop(settings: Settings) -> list[str]:
+    """Stop the demo's processes (stream, batch loop, speed job); their names."""
+    from speed_layer import control
+
+    stopped = [s.name for s in (stream_service(settings), batch_service(settings)) if s.stop()]
+    if control.service(settings).pid() is not None:
+        control.stop(settings)
+        stopped.append("speed")
+    return stopped
+
+
+INSTRUCTIONS = """
+Concord is running:
+  Kafka {kafka} (topic {topic}) <- a live generated stream, {rate} trades/s
+  speed layer (Flink)  -> lake.speed.*        `{concord} speed status`
+  batch layer (Spark)  -> lake.raw.*, lake.batch.*, every {every} s
+  serving layer (Trino {trino}) -> lake.serving.*: {views}
+
+Try:
+  {concord} query "SELECT * FROM lake.serving.ticker ORDER BY exchange, symbol"
+  {concord} query "SELECT window_start, open, high, low, close, volume, vwap
+                 FROM lake.serving.bars_1m WHERE exchange = 'binance' AND symbol = 'BTC-USDT'
+                 ORDER BY window_start DESC LIMIT 10"
+  {concord} query "SELECT * FROM lake.serving.spread_1m ORDER BY window_start DESC LIMIT 10"
+  {concord} query "SELECT view_name, max(boundary) FROM lake.meta.boundaries GROUP BY 1"
+  {concord} reconcile          (speed vs batch, every window both cover)
+  {concord} status             (Kafka and Trino health)
+
+Logs: {logs}
+Stop everything: make down
+"""
+
+
+def concord_command() -> str:
+    """How to call the CLI from the current directory (the venv's entry point)."""
+    exe = Path(sys.executable).with_name("concord")
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
