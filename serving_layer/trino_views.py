@@ -45,29 +45,49 @@ def boundary_sql(view: View, catalog: str = "lake") -> str:
             f"FROM {catalog}.meta.boundaries WHERE view_name = '{view.name}')")
 
 
+def _merge_preferring_batch(m: Measure) -> list[str]:
+    """The merge of one measure over a group that holds batch rows or speed rows (or
+    both, below the boundary): the batch rows' merge when there are any, else the speed
+    rows' (the group then has no batch row, so merging all of it is merging speed)."""
+    def prefer(agg: str) -> str:
+        return f"CASE WHEN bool_or(from_batch) THEN {agg} FILTER (WHERE from_batch) ELSE {agg} END"
+
+    name = f'"{m.name}"'
+    if m.agg in (Agg.COUNT, Agg.SUM):
+        return [f"CAST({prefer(f'sum({name})')} AS {m.type}) AS {name}"]
+    if m.agg in (Agg.MIN, Agg.MAX):
+        return [f"{prefer(f'{m.agg.value}({name})')} AS {name}"]
+    key = f'"{m.key_column}"'
+    pick, by = ("min_by", "min") if m.agg is Agg.FIRST else ("max_by", "max")
+    return [f"{prefer(f'{pick}({name}, {key})')} AS {name}",
+            f"{prefer(f'{by}({key})')} AS {key}"]
+
+
 def serving_view_sql(view: View, catalog: str = "lake") -> str:
     """`serving.<view>`: batch rows below the boundary + merged speed partials at/above it.
 
-    Each (key, window) comes from exactly one side: the boundary is one value per
-    query, and both sides are partial rows merged by the same closed merge. Below the
-    boundary, a (key, window) the batch table does not hold is served from the speed
-    rows: the batch table only ever holds complete windows below its boundary
-    (batch_layer.run), so a query that pairs a new boundary with the batch snapshot
-    just before it finds the windows in between in the speed table instead of losing
-    them; the same holds for trades the speed layer has and the batch layer has not
-    ingested yet.
+    One scan of each table and one aggregation: batch rows (below the boundary) and all
+    speed rows are grouped by key and window; a group with a batch row is served from
+    its batch rows, any other from its merged speed rows. At or above the boundary that
+    is the speed layer. Below it, a (key, window) the batch table does not hold is
+    served from the speed rows: the batch table only ever holds complete windows below
+    its boundary (batch_layer.run), so a query that pairs a new boundary with the batch
+    snapshot just before it finds the windows in between in the speed table instead of
+    losing them; the same holds for trades the speed layer has and the batch layer has
+    not ingested yet. No (key, window) is ever counted from both sides.
     """
     columns = ", ".join(f'"{n}"' for n, _ in view.partial_columns())
     boundary = boundary_sql(view, catalog)
-    batch, speed = f"{catalog}.batch.{view.name}", f"{catalog}.speed.{view.name}"
-    same = " AND ".join(f'b."{k}" = s."{k}"' for k in (*view.keys, "window_start"))
-    union = (f"(SELECT {columns} FROM {batch} WHERE window_start < {boundary}\n"
+    union = (f"(SELECT {columns}, true AS from_batch FROM {catalog}.batch.{view.name} "
+             f"WHERE window_start < {boundary}\n"
              f" UNION ALL\n"
-             f" SELECT {columns} FROM {speed} WHERE window_start >= {boundary}\n"
-             f" UNION ALL\n"
-             f" SELECT {columns} FROM {speed} s WHERE s.window_start < {boundary} AND NOT EXISTS "
-             f"(SELECT 1 FROM {batch} b WHERE {same}))")
-    return served_sql(view, f"({merge_sql(view, union)})")
+             f" SELECT {columns}, false AS from_batch FROM {catalog}.speed.{view.name})")
+    keys = [f'"{k}"' for k in view.keys]
+    merged = [expr for m in view.measures for expr in _merge_preferring_batch(m)]
+    group = [*keys, '"window_start"']
+    rows = (f"(SELECT {', '.join([*group, *merged])}\nFROM {union}\n"
+            f"GROUP BY {', '.join(group)})")
+    return served_sql(view, rows)
 
 
 def rollup_sql(source: str, period: str) -> str:
