@@ -35,10 +35,13 @@ lint: setup ## ruff and mypy (strict)
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
 
-bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~15 min
+bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~40 min
 	@$(BIN)/python bench/foundation.py
 	@$(BIN)/python bench/produce.py --messages 1000000
 	@$(BIN)/python bench/ingest.py --sizes 1000000,10000000
+	@$(BIN)/python bench/recompute.py --trades 10000000
+	@$(BIN)/python bench/serving_latency.py
+	@$(BIN)/python bench/speed.py
 
 clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts
 	rm -rf .concord

@@ -29,6 +29,7 @@ from infra.processes import free_port
 from infra.services import down, ensure_topic, up
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
+from serving_layer.reconcile import committed_offsets
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect
 from shared.config import Settings
@@ -39,19 +40,15 @@ GROUP = "concord-speed"
 
 def lag(settings: Settings) -> int:
     """Messages of the trades topic the speed job has not committed yet (all partitions)."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    committed = committed_offsets(settings, GROUP, settings.topic) or {}
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
     try:
-        committed = {tp.partition: m.offset
-                     for tp, m in admin.list_consumer_group_offsets(GROUP).items()
-                     if tp.topic == settings.topic}
         parts = consumer.partitions_for_topic(settings.topic) or set()
         ends = consumer.end_offsets([TopicPartition(settings.topic, p) for p in parts])
         return sum(end - committed.get(tp.partition, 0) for tp, end in ends.items())
     finally:
-        admin.close()
         consumer.close()
 
 

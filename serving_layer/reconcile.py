@@ -168,27 +168,36 @@ class Reconciler:
                                 f"WHERE {where}")]
         kafka = self.kafka()
         matches = _matcher(view, diff.key, lo, hi)
-        consumed = kafka.speed_offsets()
-
-        def seen(partition: int, offset: int) -> bool:
-            return consumed is None or offset < consumed.get(partition, 0)
-
-        expected = [t for t, p, o in batch if seen(p, o)]
-        unconsumed = len(batch) - len(expected)
         identities = {t.identity for t, _, _ in batch}
-        pending = []
+        tail = []
         for t, p, o, _ in kafka.tail():
-            if matches(t) and t.identity not in identities and seen(p, o):
+            if matches(t) and t.identity not in identities:
                 identities.add(t.identity)
-                pending.append(t)
-        late_dups = [t for t, p, o in self.duplicates_beyond_horizon(matches, lo, hi)
-                     if seen(p, o)]
-        expected += pending + late_dups
-        recount = evaluate(view, expected)
+                tail.append((t, p, o))
+        dups = self.duplicates_beyond_horizon(matches, lo, hi)
         key = (*diff.key.values(), window)
         got = {m: Decimal(v) if isinstance(v, str) else v
-               for m, v in (diff.speed or {}).items()}
-        if recount.get(key, None) == (got or None) or (not recount and diff.speed is None):
+               for m, v in (diff.speed or {}).items()} or None
+        # First as if the speed job had consumed everything (it has, once caught up), then
+        # with the offsets it committed on its last checkpoint (it may be behind).
+        committed = kafka.speed_offsets()
+        attempts: list[dict[int, int] | None] = [None, *([committed] if committed else [])]
+        tried = []
+        for consumed in attempts:
+            def seen(partition: int, offset: int, consumed: dict[int, int] | None = consumed
+                     ) -> bool:
+                return consumed is None or offset < consumed.get(partition, 0)
+
+            expected = [t for t, p, o in batch if seen(p, o)]
+            unconsumed = len(batch) - len(expected)
+            pending = [t for t, p, o in tail if seen(p, o)]
+            late_dups = [t for t, p, o in dups if seen(p, o)]
+            recount = evaluate(view, [*expected, *pending, *late_dups]).get(key)
+            tried.append(f"{len(expected)} batch + {len(pending)} pending + {len(late_dups)} "
+                         f"duplicate trades -> {recount}")
+            if recount == got:
+                break
+        if recount == got:
             diff.explained = True
             if unconsumed:
                 diff.causes.append(f"{unconsumed} trade(s) not yet consumed by the speed layer")
@@ -211,7 +220,8 @@ class Reconciler:
                     for m, v in diff.batch.items()} != stale:
                 diff.causes.append("the batch row does not match raw.trades: run "
                                    "`concord batch recompute` for this window")
-            diff.causes.append("no recount of the trades matches the speed row")
+            diff.causes.append("no recount of the trades matches the speed row (tried: "
+                               + "; ".join(tried) + ")")
 
     def duplicates_beyond_horizon(self, matches: Callable[[Trade], bool], lo: int, hi: int
                                   ) -> list[tuple[Trade, int, int]]:
@@ -269,6 +279,21 @@ class Reconciler:
         return report
 
 
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int] | None:
+    """The offsets `group` committed on `topic`, per partition; None when it has none."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
+                             enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        found = {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(parts)}
+    finally:
+        consumer.close()
+    out = {p: int(o) for p, o in found.items() if o is not None}
+    return out or None
+
+
 def _q(text: str) -> str:
     return text.replace("'", "''")
 
@@ -301,15 +326,7 @@ class _KafkaView:
     def speed_offsets(self) -> dict[int, int] | None:
         """Next offset the speed job will read per partition (committed on checkpoints);
         None when it never committed (then nothing is taken as unconsumed)."""
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        try:
-            found = admin.list_consumer_group_offsets(SPEED_GROUP)
-        finally:
-            admin.close()
-        out = {tp.partition: meta.offset for tp, meta in found.items() if tp.topic == self.topic}
-        return out or None
+        return committed_offsets(self.settings, SPEED_GROUP, self.topic)
 
     def ingested_until(self) -> dict[int, int]:
         rows = query(self.settings,

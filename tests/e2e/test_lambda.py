@@ -39,16 +39,17 @@ from serving_layer.reconcile import Reconciler
 from serving_layer.refresh import refresh
 from serving_layer.trino import query
 from shared.config import Settings
-from shared.contract import Trade
+from shared.contract import Trade, parse_trade
 from shared.tables import arrow_schema, speed_columns
 from shared.views import BARS_1M, VIEWS
 from speed_layer import control
+from speed_layer.maintenance import keep_from
 from tests.duckdb_oracle import duckdb_rows
 
 pytestmark = pytest.mark.e2e
 
 CONFIG = MarketConfig(seed=37, jitter_ms=3000, late_fraction=0.03, duplicate_fraction=0.03,
-                      malformed_fraction=0.03, trades_per_second=60)
+                      malformed_fraction=0.03, trades_per_second=30)
 PHASES = 3
 PER_PHASE = 3000
 CONCORD = str(Path(sys.executable).with_name("concord"))
@@ -67,19 +68,29 @@ def _bars(trades: list[Trade]) -> Rows:
     return duckdb_rows(trades, ("exchange", "symbol"), 60, ["trade_count", "volume"])
 
 
-def _speed_count(settings: Settings) -> int:
+def _speed_count(settings: Settings, since: datetime | None) -> int:
+    """Trades counted in speed.bars_1m, in windows from `since` on (all when None)."""
     uri = settings.table_uri("speed", BARS_1M.name)
     if not DeltaTable.is_deltatable(uri):
         return 0
-    return sum(DeltaTable(uri).to_pyarrow_table(columns=["trade_count"])
-               .column("trade_count").to_pylist())
+    data = DeltaTable(uri).to_pyarrow_table(columns=["window_start", "trade_count"])
+    return sum(c for w, c in zip(data.column("window_start").to_pylist(),
+                                 data.column("trade_count").to_pylist(), strict=True)
+               if since is None or w >= since)
 
 
-def _wait_for_speed(settings: Settings, expected: int, timeout_s: float = 300) -> None:
+def _wait_for_speed(settings: Settings, job: BatchRun, trades: list[Trade],
+                    timeout_s: float = 300) -> None:
+    """Until the speed table holds every trade, in the windows maintenance never deleted
+    rows of (from speed_layer.maintenance.keep_from on)."""
+    history = job.history().get(BARS_1M.name, [])
+    since = keep_from([b for b, _ in history], settings.speed_retention_s)
+    cut = None if since is None else int(since.timestamp() * 1000)
+    expected = sum(1 for t in trades if cut is None or t.ts >= cut)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _speed_count(settings) < expected:
+    while time.monotonic() < deadline and _speed_count(settings, since) < expected:
         time.sleep(1)
-    assert _speed_count(settings) == expected
+    assert _speed_count(settings, since) == expected
 
 
 class Reader(threading.Thread):
@@ -122,7 +133,7 @@ class Reader(threading.Thread):
                                      f"{len(extra)} unknown, {len(wrong)} wrong, e.g. "
                                      f"{sorted(missing | extra)[:2]} {wrong[:2]}")
             self.checked += 1
-            time.sleep(0.2)
+            time.sleep(0.5)
 
 
 @pytest.mark.timeout(1800)
@@ -146,7 +157,7 @@ def test_layers_agree_with_duckdb_while_the_boundary_moves_and_reconcile_explain
             produce(settings, ((m.key, m.value) for m in chunk), report=ProduceReport(),
                     progress=None)
             produced += chunk
-            _wait_for_speed(settings, len(_trades(produced)))
+            _wait_for_speed(settings, job, _trades(produced))
             refresh(settings)
             after = _bars(_trades(produced))
             if phase == 0:
@@ -188,7 +199,9 @@ def test_layers_agree_with_duckdb_while_the_boundary_moves_and_reconcile_explain
                 f'"ts":{base.ts}}}')
         produce(settings, [(f"{base.exchange}:{base.symbol}".encode(), late.encode())],
                 report=ProduceReport(), progress=None)
-        _wait_for_speed(settings, len(trades) + 1)
+        late_trade = parse_trade(late.encode())
+        assert isinstance(late_trade, Trade)
+        _wait_for_speed(settings, job, [*trades, late_trade])
         env = {**os.environ, **settings.as_env()}
         done = subprocess.run([CONCORD, "reconcile", "--json"], env=env, capture_output=True,
                               text=True, timeout=600, check=False)

@@ -1,0 +1,365 @@
+"""Serving latency: Trino on `lake.serving.bars_1m`, one symbol, the last hour.
+
+The query a chart asks for (one exchange and symbol, the newest 60 minutes of 1-minute
+bars, rotating over the keys), measured client-side (execute + fetch all rows) with 1
+client, then with 8 concurrent clients (one connection each); prints p50/p95/max in ms,
+queries/s, rows returned, and where the server spent the time (queued, analysis,
+planning, from system.runtime.queries). Target: p50 <= 300 ms at 1 client.
+
+The lake is built directly with delta-rs (no Spark, no Kafka traffic), shaped like the
+real one: `batch.bars_1m` holds `--days` of whole-minute partial rows for 3 exchanges x
+6 symbols (one commit per day, as `batch recompute` chunks); `meta.boundaries` one row
+3 minutes before the newest window; `speed.bars_1m` the last 60 minutes as per-slice
+partial rows (5 per key and minute) appended in `--speed-commits` small commits, the
+many small files the speed committer leaves. Values are consistent: the batch row of a
+minute is the merge of its speed slices; open/close sit between low and high, vwap too.
+Runs on a private stack (free ports, temp home).
+
+    .venv/bin/python bench/serving_latency.py [--days 7] [--queries 50]
+        [--queries-per-client 25] [--speed-commits 200] [--explain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from infra.processes import free_port
+from infra.services import down, up
+from serving_layer.refresh import refresh
+from serving_layer.trino import connect, query
+from shared.config import Settings
+from shared.tables import BOUNDARIES, arrow_schema, batch_columns, speed_columns
+from shared.views import BARS_1M, order_key
+from speed_layer.maintenance import maintain
+
+Ints = npt.NDArray[np.int64]
+
+EXCHANGES = ("binance", "okx", "bybit")
+BASIS_BP = (0.0, 0.5, 0.8)
+# symbol, start price, tick decimals, lot decimals, mean qty per trade, trades/minute
+SYMBOLS: tuple[tuple[str, float, int, int, float, float], ...] = (
+    ("BTC-USDT", 64250.0, 2, 5, 0.03, 300.0),
+    ("ETH-USDT", 3150.0, 2, 4, 0.6, 200.0),
+    ("SOL-USDT", 145.0, 3, 3, 12.0, 120.0),
+    ("XRP-USDT", 0.52, 4, 1, 3500.0, 80.0),
+    ("DOGE-USDT", 0.15, 5, 0, 12000.0, 60.0),
+    ("ETH-BTC", 0.049, 5, 4, 0.6, 20.0),
+)
+KEYS = [(e, s[0]) for e in EXCHANGES for s in SYMBOLS]
+SLICES = 5  # speed partial rows per key and minute
+MINUTE_MS = 60_000
+SLICE_MS = MINUTE_MS // SLICES
+SCALE = 10**8
+SPEED_MINUTES = 60
+BOUNDARY_LAG = timedelta(minutes=3)
+WARM_UP = 10  # queries before measuring (JIT, metadata caches)
+VOL_PER_SLICE = 0.6 / np.sqrt(365 * 86_400 * 1000 / SLICE_MS)  # 60% a year
+
+
+@dataclass
+class Slices:
+    """Partial rows of every key over consecutive slices; arrays shaped (keys, slices)."""
+
+    start_ms: Ints
+    open: Ints  # prices and quantities in units of 1e-8
+    high: Ints
+    low: Ints
+    close: Ints
+    volume: Ints
+    buy_volume: Ints
+    notional: npt.NDArray[np.object_]  # units of 1e-16, exceeds int64
+    trade_count: Ints
+    first_ts: Ints
+    first_id: Ints
+    last_ts: Ints
+    last_id: Ints
+
+
+def generate(first_minute_ms: int, minutes: int, seed: int = 6) -> Slices:
+    """SLICES partial rows per key and minute, random walks shared across exchanges."""
+    rng = np.random.default_rng(seed)
+    n = minutes * SLICES
+    start_ms = first_minute_ms + np.arange(n, dtype=np.int64) * SLICE_MS
+    rows: dict[str, list[Any]] = {f: [] for f in Slices.__dataclass_fields__ if f != "start_ms"}
+    for _, basis in zip(EXCHANGES, BASIS_BP, strict=True):
+        for i, (_, price, tick, lot, qty, per_minute) in enumerate(SYMBOLS):
+            walk_rng = np.random.default_rng([seed, i])  # the same mid for every exchange
+            mid = price * np.exp(np.cumsum(walk_rng.normal(0, VOL_PER_SLICE, n + 1)))
+            mid *= 1 + basis * 1e-4
+            ticks, lots = 10**tick, 10**lot
+            noise = VOL_PER_SLICE * 0.2
+            o = np.maximum(np.rint(mid[:-1] * (1 + rng.normal(0, noise, n)) * ticks), 1)
+            c = np.maximum(np.rint(mid[1:] * (1 + rng.normal(0, noise, n)) * ticks), 1)
+            spread = np.abs(rng.normal(0, VOL_PER_SLICE * 0.5, n))
+            h = np.maximum(np.ceil(np.maximum(o, c) * (1 + spread)), np.maximum(o, c))
+            lo = np.maximum(np.floor(np.minimum(o, c) * (1 - spread)), 1)
+            lo = np.minimum(lo, np.minimum(o, c))
+            vwap = np.minimum(lo + np.floor(rng.random(n) * (h - lo + 1)), h)
+            count = np.maximum(rng.poisson(per_minute / SLICES, n), 1).astype(np.int64)
+            vol = np.rint(count * qty * lots * rng.lognormal(-0.125, 0.5, n))
+            vol = np.maximum(vol, count).astype(np.int64)
+            buy = np.floor(vol * rng.beta(2, 2, n)).astype(np.int64)
+            to_units = SCALE // ticks
+            vol_units = vol * (SCALE // lots)
+            gap = SLICE_MS // (count + 1)
+            first_ts = start_ms + rng.integers(0, gap + 1)
+            last_ts = np.maximum(start_ms + SLICE_MS - 1 - rng.integers(0, gap + 1), first_ts)
+            last_id = 10**9 + np.cumsum(count)
+            rows["open"].append(o.astype(np.int64) * to_units)
+            rows["high"].append(h.astype(np.int64) * to_units)
+            rows["low"].append(lo.astype(np.int64) * to_units)
+            rows["close"].append(c.astype(np.int64) * to_units)
+            rows["volume"].append(vol_units)
+            rows["buy_volume"].append(buy * (SCALE // lots))
+            rows["notional"].append((vwap.astype(np.int64) * to_units).astype(object)
+                                    * vol_units.astype(object))
+            rows["trade_count"].append(count)
+            rows["first_ts"].append(first_ts)
+            rows["first_id"].append(last_id - count + 1)
+            rows["last_ts"].append(last_ts)
+            rows["last_id"].append(last_id)
+    stacked = {name: np.stack(values) for name, values in rows.items()}
+    return Slices(start_ms=np.broadcast_to(start_ms, stacked["open"].shape).copy(), **stacked)
+
+
+def merge_minutes(s: Slices) -> Slices:
+    """Whole-minute rows: the merge of each minute's SLICES partial rows."""
+    def shaped(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a.reshape(a.shape[0], -1, SLICES)
+
+    return Slices(
+        start_ms=shaped(s.start_ms)[:, :, 0], open=shaped(s.open)[:, :, 0],
+        high=shaped(s.high).max(axis=2), low=shaped(s.low).min(axis=2),
+        close=shaped(s.close)[:, :, -1], volume=shaped(s.volume).sum(axis=2),
+        buy_volume=shaped(s.buy_volume).sum(axis=2), notional=shaped(s.notional).sum(axis=2),
+        trade_count=shaped(s.trade_count).sum(axis=2),
+        first_ts=shaped(s.first_ts)[:, :, 0], first_id=shaped(s.first_id)[:, :, 0],
+        last_ts=shaped(s.last_ts)[:, :, -1], last_id=shaped(s.last_id)[:, :, -1],
+    )
+
+
+def _decimals(units: npt.NDArray[Any], type_: pa.DataType) -> pa.Array:
+    """An Arrow decimal array from integer units of its scale (exact, via the int128s)."""
+    if units.dtype == np.int64:
+        data = np.stack([units, np.where(units < 0, -1, 0)], axis=1).astype("<i8").tobytes()
+    else:
+        data = b"".join(int(u).to_bytes(16, "little", signed=True) for u in units)
+    return pa.Array.from_buffers(type_, len(units), [None, pa.py_buffer(data)])
+
+
+def _text(units: int) -> str:
+    """A DECIMAL(18,8) as Spark's CAST(... AS STRING) writes it (the order key's value)."""
+    return f"{units // SCALE}.{units % SCALE:08d}"
+
+
+def table(s: Slices, schema: pa.Schema, select: npt.NDArray[np.bool_],
+          emitted_ms: Ints | None = None) -> pa.Table:
+    """The rows of `s` where `select` (same shape) as a table of `schema`."""
+    key_index = np.broadcast_to(np.arange(len(KEYS))[:, None], select.shape)[select]
+    flat = {name: getattr(s, name)[select] for name in Slices.__dataclass_fields__}
+    columns: dict[str, Any] = {
+        "exchange": pa.array([KEYS[k][0] for k in key_index], pa.string()),
+        "symbol": pa.array([KEYS[k][1] for k in key_index], pa.string()),
+        "window_start": pa.array(flat["start_ms"] // MINUTE_MS * MINUTE_MS * 1000,
+                                 pa.timestamp("us", tz="UTC")),
+        "open_key": pa.array([order_key(int(t), str(i), _text(int(v))) for t, i, v in zip(
+            flat["first_ts"], flat["first_id"], flat["open"], strict=True)], pa.string()),
+        "close_key": pa.array([order_key(int(t), str(i), _text(int(v))) for t, i, v in zip(
+            flat["last_ts"], flat["last_id"], flat["close"], strict=True)], pa.string()),
+        "trade_count": pa.array(flat["trade_count"], pa.int64()),
+    }
+    for name in ("open", "high", "low", "close", "volume", "buy_volume", "notional"):
+        columns[name] = _decimals(flat[name], schema.field(name).type)
+    if emitted_ms is not None:
+        columns["emitted_at"] = pa.array(emitted_ms * 1000, pa.timestamp("us", tz="UTC"))
+    return pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)
+
+
+def build_lake(settings: Settings, days: int, speed_commits: int) -> datetime:
+    """Writes batch, boundary and speed rows; returns the newest window."""
+    newest = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    minutes = days * 1440
+    first_ms = int(newest.timestamp() * 1000) - (minutes - 1) * MINUTE_MS
+    t0 = time.monotonic()
+    slices = generate(first_ms, minutes)
+    bars = merge_minutes(slices)
+
+    batch_schema = arrow_schema(batch_columns(BARS_1M))
+    batch_uri = settings.table_uri("batch", BARS_1M.name)
+    day = bars.start_ms // 86_400_000
+    for d in np.unique(day):  # one commit per day, like `batch recompute` chunks
+        write_deltalake(batch_uri, table(bars, batch_schema, day == d), mode="append")
+    batch_rows = bars.open.size
+
+    boundary = newest - BOUNDARY_LAG
+    write_deltalake(settings.table_uri("meta", "boundaries"), pa.Table.from_pylist(
+        [{"view_name": BARS_1M.name, "boundary": boundary, "run_id": 1, "raw_version": 0,
+          "published_at": boundary + timedelta(seconds=150)}],
+        schema=arrow_schema(BOUNDARIES)), mode="append")
+
+    speed_schema = arrow_schema(speed_columns(BARS_1M))
+    speed_uri = settings.table_uri("speed", BARS_1M.name)
+    recent = slices.start_ms >= int(newest.timestamp() * 1000) - (SPEED_MINUTES - 1) * MINUTE_MS
+    emitted = slices.start_ms + SLICE_MS + 1000  # a slice is emitted once it closed
+    rows = table(slices, speed_schema, recent, emitted[recent])
+    rows = rows.sort_by("emitted_at")
+    for chunk in np.array_split(np.arange(rows.num_rows), speed_commits):
+        if len(chunk):
+            write_deltalake(speed_uri, rows.slice(int(chunk[0]), len(chunk)), mode="append")
+
+    batch_files = len(DeltaTable(batch_uri).file_uris())
+    speed = DeltaTable(speed_uri)
+    print(f"lake built in {time.monotonic() - t0:.1f}s: batch.bars_1m {batch_rows:,} rows "
+          f"({days} days x {len(KEYS)} keys) in {batch_files} files; speed.bars_1m "
+          f"{rows.num_rows:,} rows in {len(speed.file_uris())} files, version "
+          f"{speed.version()}; boundary {boundary:%Y-%m-%d %H:%M}, newest window "
+          f"{newest:%H:%M} UTC", flush=True)
+    return newest
+
+
+def bars_sql(key: tuple[str, str], since: datetime) -> str:
+    exchange, symbol = key
+    return ("SELECT * FROM lake.serving.bars_1m "  # noqa: S608 - fixed keys of this script
+            f"WHERE exchange = '{exchange}' AND symbol = '{symbol}' "
+            f"AND window_start >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S} UTC' "
+            "ORDER BY window_start")
+
+
+@dataclass
+class Sample:
+    ms: float
+    rows: int
+    query_id: str
+
+
+def client(settings: Settings, sqls: Sequence[str], start: threading.Barrier | None,
+           out: list[Sample]) -> None:
+    """Runs `sqls` one after the other on one connection, appending a Sample each."""
+    try:
+        with connect(settings) as conn:
+            if start is not None:
+                start.wait()
+            for sql in sqls:
+                cur = conn.cursor()
+                t0 = time.perf_counter()
+                cur.execute(sql)
+                rows = cur.fetchall()
+                out.append(Sample((time.perf_counter() - t0) * 1000, len(rows),
+                                  cur.query_id or ""))
+    except BaseException:
+        if start is not None:
+            start.abort()  # the others (and the timer) must not wait for this client
+        raise
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def level(settings: Settings, clients: int, per_client: int, since: datetime) -> None:
+    """`clients` threads, each running `per_client` queries over rotating keys."""
+    samples: list[list[Sample]] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1) if clients > 1 else None
+    threads = [
+        threading.Thread(target=client, args=(
+            settings, [bars_sql(KEYS[(c * 7 + q) % len(KEYS)], since) for q in range(per_client)],
+            barrier, samples[c]))
+        for c in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    if barrier is not None:
+        barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    flat = [s for per in samples for s in per]
+    if len(flat) != clients * per_client:
+        raise RuntimeError(f"{clients * per_client - len(flat)} queries failed (see above)")
+    ms = [s.ms for s in flat]
+    rows = sorted({s.rows for s in flat})
+    print(f"{clients} client(s) x {per_client} queries: p50 {percentile(ms, 50):.0f} ms, "
+          f"p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms, mean "
+          f"{statistics.fmean(ms):.0f} ms; {len(flat) / wall:.1f} queries/s; rows returned "
+          f"{rows}", flush=True)
+    server_side(settings, [s.query_id for s in flat])
+
+
+def server_side(settings: Settings, ids: Sequence[str]) -> None:
+    """Medians of Trino's own accounting of the queries: queued, analysis, planning, total."""
+    listed = ", ".join(f"'{i}'" for i in ids if i)
+    found = query(settings, "SELECT queued_time_ms, analysis_time_ms, planning_time_ms, "  # noqa: S608
+                  "to_milliseconds(\"end\" - created) FROM system.runtime.queries "
+                  f"WHERE query_id IN ({listed})")
+    if not found:
+        return
+    parts = [statistics.median(float(r[i] or 0) for r in found) for i in range(4)]
+    print(f"  server side (median of {len(found)}): queued {parts[0]:.0f} ms, analysis "
+          f"{parts[1]:.0f} ms, planning {parts[2]:.0f} ms, created->end {parts[3]:.0f} ms",
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=7, help="days of batch bars")
+    parser.add_argument("--queries", type=int, default=50, help="queries at 1 client")
+    parser.add_argument("--queries-per-client", type=int, default=25,
+                        help="queries of each client at 8 clients")
+    parser.add_argument("--speed-commits", type=int, default=200,
+                        help="appends the last hour of speed partials is written in")
+    parser.add_argument("--explain", action="store_true",
+                        help="print EXPLAIN ANALYZE of one query at the end")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home), kafka_port=free_port(),
+                            kafka_controller_port=free_port(), trino_port=free_port())
+        try:
+            newest = build_lake(settings, args.days, args.speed_commits)
+            since = newest - timedelta(hours=1)
+            up(settings)
+            t0 = time.monotonic()
+            refresh(settings)
+            print(f"serve refresh: {time.monotonic() - t0:.1f}s", flush=True)
+            warm: list[Sample] = []
+            client(settings, [bars_sql(k, since) for k in KEYS[:WARM_UP]], None, warm)
+            print("warm-up: " + ", ".join(f"{s.ms:.0f}" for s in warm) + " ms; rows "
+                  f"{warm[-1].rows}", flush=True)
+            print(f"-- speed.bars_1m as the committers leave it between two batch runs "
+                  f"({args.speed_commits} small files)", flush=True)
+            level(settings, 1, args.queries, since)
+            level(settings, 8, args.queries_per_client, since)
+            done = maintain(settings.table_uri("speed", "bars_1m"), keep_from=None)
+            assert done is not None
+            print(f"-- after the batch run's maintenance (speed_layer.maintenance): "
+                  f"{done.files_before} -> {done.files_after} speed files", flush=True)
+            level(settings, 1, args.queries, since)
+            level(settings, 8, args.queries_per_client, since)
+            if args.explain:
+                plan = query(settings, "EXPLAIN ANALYZE " + bars_sql(KEYS[0], since))
+                print(plan[0][0], flush=True)
+        finally:
+            down(settings)
+
+
+if __name__ == "__main__":
+    main()
