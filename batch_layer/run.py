@@ -116,15 +116,13 @@ class BatchRun:
         """view -> (boundary, last ingest run recomputed), from meta.boundaries."""
         return {view: rows[-1] for view, rows in self.history().items()}
 
-    def keep_speed_from(self, boundaries: list[datetime]) -> datetime | None:
-        return keep_from(boundaries, self.settings.speed_retention_s)
-
     def maintain_speed(self) -> list[Maintained]:
         """Delete speed rows no longer needed, compact, vacuum (speed_layer.maintenance)."""
         history = self.history()
         done = []
         for view in self.views:
-            keep = self.keep_speed_from([b for b, _ in history.get(view.name, [])])
+            keep = keep_from([b for b, _ in history.get(view.name, [])],
+                             self.settings.speed_retention_s)
             result = maintain(self.settings.table_uri("speed", view.name), keep_from=keep,
                               name=f"speed.{view.name}")
             if result is not None:

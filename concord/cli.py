@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.demo import BATCH_EVERY_S, DEMO_RATE
 from shared.config import Settings, describe, load_settings
 from shared.views import VIEWS as _VIEWS
 
@@ -245,13 +246,13 @@ def _batch_run_once(settings: Settings, spark: Any, topic: str | None) -> None:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from infra import demo
-    from shared.views import VIEWS
+    from serving_layer.refresh import serving_views
 
     demo.start(settings, rate=args.rate, every_s=args.every)
-    views = [*VIEWS, "bars_5m", "bars_1h", "spread_1m", "ticker"]
     print(demo.INSTRUCTIONS.format(
         kafka=settings.bootstrap_servers, topic=settings.topic, rate=args.rate,
-        every=args.every, trino=settings.trino_endpoint, views=", ".join(views),
+        every=args.every, trino=settings.trino_endpoint,
+        views=", ".join(serving_views(settings)),
         logs=settings.log_dir, concord=demo.concord_command()))
     return 0
 
@@ -420,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=_utc, required=True, metavar="TIME", help="end (exclusive)")
     p = add("demo", cmd_demo, "live demo on a running stack: stream, speed job, batch loop, "
             "serving views; `concord down` stops it all")
-    p.add_argument("--rate", type=int, default=200, help="trades per second of the stream")
-    p.add_argument("--every", type=int, default=180, help="seconds between batch runs")
+    p.add_argument("--rate", type=int, default=DEMO_RATE, help="trades per second of the stream")
+    p.add_argument("--every", type=int, default=BATCH_EVERY_S, help="seconds between batch runs")
     p = add("reconcile", cmd_reconcile,
             "compare merged speed rows with batch rows on every window both cover; explain "
             "each difference (exit 1 if any is unexplained)")

@@ -160,14 +160,14 @@ class Reconciler:
         lo = int(window.timestamp() * 1000)
         hi = lo + view.window_ms
         where = " AND ".join([f"ts >= {lo}", f"ts < {hi}"] + [
-            f"{k} = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in diff.key.items()])
+            f"{k} = '{_q(v)}'" for k, v in diff.key.items()])
         batch = [(Trade(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])), int(r[7]), int(r[8]))
                  for r in query(self.settings,
                                 f"SELECT exchange, symbol, trade_id, price, qty, side, ts, "
                                 f"kafka_partition, kafka_offset FROM {self.cat}.raw.trades "
                                 f"WHERE {where}")]
         kafka = self.kafka()
-        matches = _matcher(view, diff.key, lo, hi)
+        matches = _matcher(diff.key, lo, hi)
         identities = {t.identity for t, _, _ in batch}
         tail = []
         for t, p, o, _ in kafka.tail():
@@ -176,8 +176,7 @@ class Reconciler:
                 tail.append((t, p, o))
         dups = self.duplicates_beyond_horizon(matches, lo, hi)
         key = (*diff.key.values(), window)
-        got = {m: Decimal(v) if isinstance(v, str) else v
-               for m, v in (diff.speed or {}).items()} or None
+        got = _measures(diff.speed)
         # First as if the speed job had consumed everything (it has, once caught up), then
         # with the offsets it committed on its last checkpoint (it may be behind).
         committed = kafka.speed_offsets()
@@ -215,9 +214,7 @@ class Reconciler:
                                    "recompute` for this window")
         else:
             stale = evaluate(view, [t for t, _, _ in batch]).get(key)
-            if diff.batch is not None and stale is not None and {
-                    m: Decimal(v) if isinstance(v, str) else v
-                    for m, v in diff.batch.items()} != stale:
+            if diff.batch is not None and stale is not None and _measures(diff.batch) != stale:
                 diff.causes.append("the batch row does not match raw.trades: run "
                                    "`concord batch recompute` for this window")
             diff.causes.append("no recount of the trades matches the speed row (tried: "
@@ -294,11 +291,18 @@ def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, i
     return out or None
 
 
+def _measures(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A Difference's side back to exact values (decimals are kept as text there)."""
+    if not row:
+        return None
+    return {m: Decimal(v) if isinstance(v, str) else v for m, v in row.items()}
+
+
 def _q(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _matcher(view: View, key: dict[str, str], lo: int, hi: int) -> Callable[[Trade], bool]:
+def _matcher(key: dict[str, str], lo: int, hi: int) -> Callable[[Trade], bool]:
     def matches(t: Trade) -> bool:
         return lo <= t.ts < hi and all(getattr(t, k) == v for k, v in key.items())
     return matches

@@ -8,18 +8,22 @@ the value of the row whose order key is smallest/largest (`min_by`). Merging is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shared.views import Agg, Measure, View
 
 
-def _merge(m: Measure) -> list[str]:
+def _merge(m: Measure, over: Callable[[str], str] = lambda agg: agg) -> list[str]:
+    """The merge of one measure's partial rows; `over` wraps each aggregate (to restrict
+    which rows of a group it reads, see serving_view_sql)."""
     name = f'"{m.name}"'
     if m.agg in (Agg.COUNT, Agg.SUM):
-        return [f"CAST(sum({name}) AS {m.type}) AS {name}"]
+        return [f"CAST({over(f'sum({name})')} AS {m.type}) AS {name}"]
     if m.agg in (Agg.MIN, Agg.MAX):
-        return [f"{m.agg.value}({name}) AS {name}"]
+        return [f"{over(f'{m.agg.value}({name})')} AS {name}"]
     key = f'"{m.key_column}"'
     pick, by = ("min_by", "min") if m.agg is Agg.FIRST else ("max_by", "max")
-    return [f"{pick}({name}, {key}) AS {name}", f"{by}({key}) AS {key}"]
+    return [f"{over(f'{pick}({name}, {key})')} AS {name}", f"{over(f'{by}({key})')} AS {key}"]
 
 
 def merge_sql(view: View, source: str) -> str:
@@ -45,22 +49,10 @@ def boundary_sql(view: View, catalog: str = "lake") -> str:
             f"FROM {catalog}.meta.boundaries WHERE view_name = '{view.name}')")
 
 
-def _merge_preferring_batch(m: Measure) -> list[str]:
-    """The merge of one measure over a group that holds batch rows or speed rows (or
-    both, below the boundary): the batch rows' merge when there are any, else the speed
-    rows' (the group then has no batch row, so merging all of it is merging speed)."""
-    def prefer(agg: str) -> str:
-        return f"CASE WHEN bool_or(from_batch) THEN {agg} FILTER (WHERE from_batch) ELSE {agg} END"
-
-    name = f'"{m.name}"'
-    if m.agg in (Agg.COUNT, Agg.SUM):
-        return [f"CAST({prefer(f'sum({name})')} AS {m.type}) AS {name}"]
-    if m.agg in (Agg.MIN, Agg.MAX):
-        return [f"{prefer(f'{m.agg.value}({name})')} AS {name}"]
-    key = f'"{m.key_column}"'
-    pick, by = ("min_by", "min") if m.agg is Agg.FIRST else ("max_by", "max")
-    return [f"{prefer(f'{pick}({name}, {key})')} AS {name}",
-            f"{prefer(f'{by}({key})')} AS {key}"]
+def _prefer_batch(agg: str) -> str:
+    """`agg` over a group's batch rows when it has any, else over all of it (then only
+    speed rows): a group holds batch rows, speed rows, or both below the boundary."""
+    return f"CASE WHEN bool_or(from_batch) THEN {agg} FILTER (WHERE from_batch) ELSE {agg} END"
 
 
 def serving_view_sql(view: View, catalog: str = "lake") -> str:
@@ -83,7 +75,7 @@ def serving_view_sql(view: View, catalog: str = "lake") -> str:
              f" UNION ALL\n"
              f" SELECT {columns}, false AS from_batch FROM {catalog}.speed.{view.name})")
     keys = [f'"{k}"' for k in view.keys]
-    merged = [expr for m in view.measures for expr in _merge_preferring_batch(m)]
+    merged = [expr for m in view.measures for expr in _merge(m, _prefer_batch)]
     group = [*keys, '"window_start"']
     rows = (f"(SELECT {', '.join([*group, *merged])}\nFROM {union}\n"
             f"GROUP BY {', '.join(group)})")

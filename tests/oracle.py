@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from producers.market import Message
 from shared.contract import Trade
 
 Row = dict[str, Any]
@@ -68,3 +69,13 @@ def view_rows(trades: Iterable[Trade], keys: tuple[str, ...], window_seconds: in
             row["vwap"] = vwap(MEASURES["notional"](members), MEASURES["volume"](members))
         out[group] = row
     return out
+
+
+def accepted(messages: Iterable[Message]) -> list[Trade]:
+    """The trades the layers must count: malformed messages out, the first occurrence of
+    each (exchange, symbol, trade_id) in Kafka order wins (the generator's own labels)."""
+    seen: dict[tuple[str, str, str], Trade] = {}
+    for m in messages:
+        if m.trade is not None:
+            seen.setdefault(m.trade.identity, m.trade)
+    return list(seen.values())

@@ -20,8 +20,7 @@ import pytest
 from infra.services import ensure_topic
 from producers.market import Market, MarketConfig
 from shared.config import Settings
-from shared.contract import Trade
-from tests.oracle import view_rows
+from tests.oracle import accepted, view_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -54,13 +53,10 @@ def test_produce_batch_run_serve_query(stack: Settings, unique: str, tmp_path: P
 
     config = MarketConfig(seed=5, jitter_ms=2000, duplicate_fraction=0.05,
                           malformed_fraction=0.05, late_fraction=0.02)
-    trades: dict[tuple[str, str, str], Trade] = {}
-    for m in itertools.islice(Market(config).messages(), 6000):
-        if m.trade is not None:
-            trades.setdefault(m.trade.identity, m.trade)
-    expected = view_rows(trades.values(), ("exchange", "symbol"), 60,
+    trades = accepted(itertools.islice(Market(config).messages(), 6000))
+    expected = view_rows(trades, ("exchange", "symbol"), 60,
                          ["open", "close", "volume", "trade_count"], ["vwap"])
-    boundary = max(t.ts for t in trades.values()) // 60_000 * 60_000
+    boundary = max(t.ts for t in trades) // 60_000 * 60_000
     below = {k: v for k, v in expected.items() if k[2].timestamp() * 1000 < boundary}
     assert below and set(served) == set(below)
     for key, row in below.items():

@@ -45,6 +45,7 @@ from shared.views import BARS_1M, VIEWS
 from speed_layer import control
 from speed_layer.maintenance import keep_from
 from tests.duckdb_oracle import duckdb_rows
+from tests.oracle import accepted
 
 pytestmark = pytest.mark.e2e
 
@@ -54,14 +55,6 @@ PHASES = 3
 PER_PHASE = 3000
 CONCORD = str(Path(sys.executable).with_name("concord"))
 Rows = dict[tuple[Any, ...], dict[str, Any]]
-
-
-def _trades(messages: list[Message]) -> list[Trade]:
-    seen: dict[tuple[str, str, str], Trade] = {}
-    for m in messages:
-        if m.trade is not None:
-            seen.setdefault(m.trade.identity, m.trade)
-    return list(seen.values())
 
 
 def _bars(trades: list[Trade]) -> Rows:
@@ -157,9 +150,9 @@ def test_layers_agree_with_duckdb_while_the_boundary_moves_and_reconcile_explain
             produce(settings, ((m.key, m.value) for m in chunk), report=ProduceReport(),
                     progress=None)
             produced += chunk
-            _wait_for_speed(settings, job, _trades(produced))
+            _wait_for_speed(settings, job, accepted(produced))
             refresh(settings)
-            after = _bars(_trades(produced))
+            after = _bars(accepted(produced))
             if phase == 0:
                 reader.start()
             reader.expect((phase, before, after))
@@ -178,7 +171,7 @@ def test_layers_agree_with_duckdb_while_the_boundary_moves_and_reconcile_explain
         assert job.current()["bars_1m"][0] == boundaries[-1]
 
         # Caught up: every serving view equals DuckDB over the produced messages.
-        trades = _trades(produced)
+        trades = accepted(produced)
         for view in VIEWS.values():
             names = [m.name for m in view.measures]
             columns = ", ".join([*view.keys, "window_start", *names])

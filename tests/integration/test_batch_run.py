@@ -15,9 +15,8 @@ from infra.services import ensure_topic
 from producers.market import Market, MarketConfig, Message
 from producers.produce import ProduceReport, produce
 from shared.config import Settings
-from shared.contract import Trade
 from shared.views import BARS_1M, FLOW_5M, View
-from tests.oracle import view_rows
+from tests.oracle import accepted, view_rows
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,7 @@ def _batch(spark: SparkSession, settings: Settings, view: View) -> dict[tuple[An
 def _expected(messages: list[Message], view: View,
               below: datetime | None = None) -> dict[tuple[Any, ...], Any]:
     """The oracle's rows of `view`, only windows before `below` when given."""
-    trades: dict[tuple[str, str, str], Trade] = {}
-    for m in messages:
-        if m.trade is not None:
-            trades.setdefault(m.trade.identity, m.trade)
-    rows = view_rows(trades.values(), view.keys, view.window_seconds,
+    rows = view_rows(accepted(messages), view.keys, view.window_seconds,
                      [m.name for m in view.measures])
     return {k: v for k, v in rows.items() if below is None or k[-1] < below}
 

@@ -16,7 +16,7 @@ from producers.market import Market, MarketConfig
 from shared.config import Settings
 from shared.contract import Trade
 from shared.views import BARS_1M, FLOW_5M, View
-from tests.oracle import view_rows
+from tests.oracle import accepted, view_rows
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +26,8 @@ RAW_DDL = ("exchange STRING, symbol STRING, trade_id STRING, price DECIMAL(18,8)
 
 def _trades(n: int) -> list[Trade]:
     """n distinct generated trades (late and out-of-order included), first occurrence wins."""
-    seen: dict[tuple[str, str, str], Trade] = {}
     config = MarketConfig(seed=3, jitter_ms=4000, late_fraction=0.02, trades_per_second=50)
-    for m in itertools.islice(Market(config).messages(), n):
-        if m.trade is not None:
-            seen.setdefault(m.trade.identity, m.trade)
-    return list(seen.values())
+    return accepted(itertools.islice(Market(config).messages(), n))
 
 
 def _rows(spark: SparkSession, uri: str, view: View) -> dict[tuple[Any, ...], dict[str, Any]]:

@@ -31,7 +31,7 @@ from shared.config import Settings
 from shared.contract import Trade
 from shared.tables import BOUNDARIES, arrow_schema
 from shared.views import VIEWS, View
-from tests.oracle import view_rows, vwap
+from tests.oracle import accepted, view_rows, vwap
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +43,7 @@ BAR_MEASURES = ["open", "high", "low", "close", "volume", "buy_volume", "notiona
 
 def _trades() -> list[Trade]:
     config = MarketConfig(seed=9, jitter_ms=3000, late_fraction=0.02, trades_per_second=40)
-    seen: dict[tuple[str, str, str], Trade] = {}
-    for m in itertools.islice(Market(config).messages(), 12_000):
-        if m.trade is not None:
-            seen.setdefault(m.trade.identity, m.trade)
-    return list(seen.values())
+    return accepted(itertools.islice(Market(config).messages(), 12_000))
 
 
 def _served(settings: Settings, name: str, keys: list[str]) -> dict[tuple[Any, ...], Any]:

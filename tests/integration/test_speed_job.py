@@ -20,8 +20,8 @@ from infra.services import ensure_topic
 from producers.market import Market, MarketConfig, Message
 from producers.produce import ProduceReport, produce
 from shared.config import Settings
-from shared.contract import Trade
 from speed_layer import control
+from tests.oracle import accepted
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +40,8 @@ def _totals(settings: Settings) -> tuple[int, Decimal]:
 
 
 def _expected(messages: list[Message]) -> tuple[int, Decimal]:
-    trades: dict[tuple[str, str, str], Trade] = {}
-    for m in messages:
-        if m.trade is not None:
-            trades.setdefault(m.trade.identity, m.trade)
-    return len(trades), sum((t.qty for t in trades.values()), Decimal(0))
+    trades = accepted(messages)
+    return len(trades), sum((t.qty for t in trades), Decimal(0))
 
 
 def _wait_for(settings: Settings, expected: tuple[int, Decimal], timeout_s: float) -> None:

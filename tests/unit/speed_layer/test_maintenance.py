@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from speed_layer.maintenance import maintain
+from speed_layer.maintenance import keep_from, maintain
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -53,3 +53,17 @@ def test_keep_from_none_deletes_nothing_and_a_missing_table_is_skipped(tmp_path:
     assert done is not None and done.rows_deleted == 0
     assert DeltaTable(uri).to_pyarrow_table().num_rows == 6
     assert maintain(str(tmp_path / "none"), keep_from=None) is None
+
+
+def test_speed_rows_are_kept_back_to_the_previous_boundary_at_least() -> None:
+    def keep_speed_from(boundaries: list[datetime]) -> datetime | None:
+        return keep_from(boundaries, retention_s=600)
+
+    t = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert keep_speed_from([]) is None
+    assert keep_speed_from([t, t]) is None  # one boundary so far: keep everything
+    # boundary moved 2 minutes: the retention (10 min) reaches further back
+    assert keep_speed_from([t, t + timedelta(minutes=2)]) == t - timedelta(minutes=8)
+    # boundary moved an hour: keep back to the previous boundary
+    late = t + timedelta(hours=1)
+    assert keep_speed_from([t, late, late]) == t
