@@ -273,7 +273,9 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
         for v in report.views:
             span = f"{v.start} .. {v.end}" if v.start else "nothing both layers cover yet"
             print(f"{v.view}: {span}: {v.windows_compared:,} windows compared, "
-                  f"{v.windows_equal:,} equal")
+                  f"{v.windows_equal:,} equal"
+                  + (f", {v.not_examined:,} more differences not examined (counted as "
+                     "unexplained; narrow --from/--to)" if v.not_examined else ""))
         for d in report.differences:
             key = ", ".join(f"{k}={val}" for k, val in d.key.items())
             state = "explained" if d.explained else "UNEXPLAINED"
@@ -281,7 +283,8 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
             if not d.explained:
                 print(f"    batch: {d.batch}\n    speed: {d.speed}")
         print(f"reconcile: {report.windows_compared:,} windows compared, "
-              f"{report.windows_equal:,} equal, {len(report.differences):,} differ, "
+              f"{report.windows_equal:,} equal, "
+              f"{report.windows_compared - report.windows_equal:,} differ, "
               f"{report.unexplained:,} unexplained")
     return 1 if report.unexplained else 0
 

@@ -6,19 +6,22 @@ kept (speed_layer.maintenance) up to the boundary (the batch table holds windows
 below it only), narrowed by --from/--to. Per (key, window) present on either side,
 Trino merges the speed partials and compares every measure with the batch row.
 
-A difference is *explained* when an exact recount says why: starting from the trades
-the batch row was computed from (raw.trades), take away the trades the speed layer
-has not consumed yet (its committed Kafka offsets), add the trades still in Kafka that
-no batch ingest has read yet, add the duplicates the speed layer counted because their
-first copy was more than its dedupe horizon earlier; if the view's measures over that
-set (shared.views.evaluate, exact) equal the merged speed row, each of those causes is
-named with its count. Otherwise the difference stays unexplained, with both rows.
+A difference is *explained* when an exact recount says why. The candidates are the
+trades of the window in raw.trades (what the batch row was computed from), the trades
+still in Kafka that no batch ingest has read yet, and the duplicates the speed layer
+counted because their first copy came more than its dedupe horizon earlier. The speed
+layer reads each partition in order, so it holds a prefix of each partition's
+candidates: all of them once caught up, fewer while it is behind (reconcile reads the
+speed rows first and Kafka after, so a live stream always leaves it a little behind).
+If the view's measures over some such prefix (shared.views.evaluate, exact) equal the
+merged speed row, each cause is named with its count (`recount_search`). Otherwise the
+difference stays unexplained, with both rows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,13 +31,16 @@ from serving_layer.trino import query
 from serving_layer.trino_views import boundary_sql, merge_sql
 from shared.config import Settings
 from shared.contract import Trade, parse_trade
-from shared.views import View, evaluate
+from shared.views import Agg, View, evaluate
 from speed_layer.maintenance import keep_from
 
-# Differences explained one by one (each needs the window's trades); beyond this they
-# are listed as not examined, which counts as unexplained.
+# Differences listed and explained per view (each needs its window's trades); beyond
+# this they are counted as not examined, which counts as unexplained.
 EXPLAIN_LIMIT = 200
-SPEED_GROUP = "concord-speed"  # the speed job's Kafka consumer group (speed_layer.job)
+# Ways of the speed layer being behind tried per difference (see recount_search).
+MAX_TRIES = 2_000
+# Where a candidate trade of a recount comes from.
+BATCH, PENDING, LATE = "raw.trades", "not yet ingested", "duplicate beyond the horizon"
 
 
 @dataclass
@@ -48,6 +54,60 @@ class Difference:
     causes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """A trade the speed row may hold, with its Kafka coordinates and where it was found."""
+
+    trade: Trade
+    partition: int
+    offset: int
+    source: str  # BATCH, PENDING or LATE
+
+
+def recount_search(view: View, key: tuple[Any, ...], got: dict[str, Any] | None,
+                   candidates: list[Candidate], max_tries: int = MAX_TRIES
+                   ) -> tuple[list[Candidate] | None, int]:
+    """The candidates the speed row `got` holds, if a way of being behind explains it.
+
+    The speed layer reads each Kafka partition in offset order, so at any moment it holds
+    a prefix of each partition's candidates. Tried first: all of them (caught up), then
+    ever fewer from the end of the partitions. With a COUNT measure only the cuts that
+    leave its count are tried. Returns (the prefix whose exact recount equals `got`, or
+    None; how many cuts were tried).
+    """
+    parts: dict[int, list[Candidate]] = {}
+    for c in sorted(candidates, key=lambda c: (c.partition, c.offset)):
+        parts.setdefault(c.partition, []).append(c)
+    lists = list(parts.values())
+    counted = next((m.name for m in view.measures if m.agg is Agg.COUNT), None)
+    if counted is not None:
+        have = got[counted] if got else 0
+        totals = [len(candidates) - have] if 0 <= have <= len(candidates) else []
+    else:
+        totals = list(range(len(candidates) + 1))
+    tries = 0
+    for behind in totals:
+        for cut in _cuts([len(x) for x in lists], behind):
+            if tries >= max_tries:
+                return None, tries
+            tries += 1
+            held = [c for x, n in zip(lists, cut, strict=True) for c in x[:len(x) - n]]
+            if evaluate(view, [c.trade for c in held]).get(key) == got:
+                return held, tries
+    return None, tries
+
+
+def _cuts(sizes: list[int], total: int) -> Iterator[tuple[int, ...]]:
+    """Every way to take `total` items from the ends of lists of `sizes`."""
+    if not sizes:
+        if total == 0:
+            yield ()
+        return
+    for n in range(min(sizes[0], total) + 1):
+        for rest in _cuts(sizes[1:], total - n):
+            yield (n, *rest)
+
+
 @dataclass
 class ViewReport:
     view: str
@@ -55,6 +115,8 @@ class ViewReport:
     end: str | None
     windows_compared: int = 0
     windows_equal: int = 0
+    # Differences beyond EXPLAIN_LIMIT, not listed; they count as unexplained.
+    not_examined: int = 0
 
 
 @dataclass
@@ -72,7 +134,8 @@ class Report:
 
     @property
     def unexplained(self) -> int:
-        return sum(not d.explained for d in self.differences)
+        return (sum(not d.explained for d in self.differences)
+                + sum(v.not_examined for v in self.views))
 
     def as_json(self) -> str:
         return json.dumps({
@@ -136,11 +199,13 @@ class Reconciler:
             + ["s.window_start IS NOT NULL", "b.window_start IS NOT NULL"])
         joined = (f"({speed}) s FULL OUTER JOIN (SELECT * FROM {self.cat}.batch.{view.name} "
                   f"WHERE {within}) b ON {on}")
-        compared, same = query(self.settings,
-                               f"SELECT count(*), count_if({equal}) FROM {joined}")[0]
-        rows = query(self.settings, f"SELECT {side} FROM {joined} WHERE NOT ({equal}) "
-                                    f"ORDER BY 1 LIMIT {EXPLAIN_LIMIT + 1}"
-                     ) if compared != same else []
+        # One query, so the counts and the differing rows are of one snapshot: the rows
+        # that differ come first, and each row carries the totals.
+        rows = query(self.settings,
+                     f"SELECT {side}, count(*) OVER (), count_if({equal}) OVER (), {equal} "
+                     f"FROM {joined} ORDER BY {equal}, 1 LIMIT {EXPLAIN_LIMIT}")
+        compared, same = (rows[0][-3], rows[0][-2]) if rows else (0, 0)
+        rows = [r[:-3] for r in rows if not r[-1]]
         n = len(view.keys)
         out = []
         for r in rows:
@@ -155,96 +220,119 @@ class Reconciler:
 
     # --- explaining ------------------------------------------------------------------------
 
-    def explain(self, view: View, diff: Difference) -> None:
+    def explain(self, view: View, diffs: list[Difference]) -> None:
+        """Explain `diffs` (of one view) by exact recounts, with a few queries for all."""
+        if not diffs:
+            return
+        # The Kafka tail is read now, after the speed rows were: it holds every trade the
+        # speed rows can hold that raw.trades does not. raw.trades is read after the
+        # ledger the tail starts from, so a batch ingest in between overlaps, never gaps.
+        tail = self.kafka().tail()
+        windows = []
+        for diff in diffs:
+            lo = int(datetime.fromisoformat(diff.window_start.replace("Z", "+00:00"))
+                     .timestamp() * 1000)
+            windows.append((diff, _Window(diff.key, lo, lo + view.window_ms)))
+        batch = self.raw_trades([(d.key, m.lo, m.hi) for d, m in windows])
+        dups = self.duplicates_beyond_horizon([m for _, m in windows])
+        for diff, matches in windows:
+            candidates = [c for c in batch if matches(c.trade)]
+            identities = {c.trade.identity for c in candidates}
+            for c in tail:
+                if matches(c.trade) and c.trade.identity not in identities:
+                    identities.add(c.trade.identity)
+                    candidates.append(c)
+            candidates += [c for c in dups if matches(c.trade)]
+            self._explain_one(view, diff, candidates)
+
+    def _explain_one(self, view: View, diff: Difference, candidates: list[Candidate]) -> None:
         window = datetime.fromisoformat(diff.window_start.replace("Z", "+00:00"))
-        lo = int(window.timestamp() * 1000)
-        hi = lo + view.window_ms
-        where = " AND ".join([f"ts >= {lo}", f"ts < {hi}"] + [
-            f"{k} = '{_q(v)}'" for k, v in diff.key.items()])
-        batch = [(Trade(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])), int(r[7]), int(r[8]))
-                 for r in query(self.settings,
-                                f"SELECT exchange, symbol, trade_id, price, qty, side, ts, "
-                                f"kafka_partition, kafka_offset FROM {self.cat}.raw.trades "
-                                f"WHERE {where}")]
-        kafka = self.kafka()
-        matches = _matcher(diff.key, lo, hi)
-        identities = {t.identity for t, _, _ in batch}
-        tail = []
-        for t, p, o, _ in kafka.tail():
-            if matches(t) and t.identity not in identities:
-                identities.add(t.identity)
-                tail.append((t, p, o))
-        dups = self.duplicates_beyond_horizon(matches, lo, hi)
         key = (*diff.key.values(), window)
         got = _measures(diff.speed)
-        # First as if the speed job had consumed everything (it has, once caught up), then
-        # with the offsets it committed on its last checkpoint (it may be behind).
-        committed = kafka.speed_offsets()
-        attempts: list[dict[int, int] | None] = [None, *([committed] if committed else [])]
-        tried = []
-        for consumed in attempts:
-            def seen(partition: int, offset: int, consumed: dict[int, int] | None = consumed
-                     ) -> bool:
-                return consumed is None or offset < consumed.get(partition, 0)
-
-            expected = [t for t, p, o in batch if seen(p, o)]
-            unconsumed = len(batch) - len(expected)
-            pending = [t for t, p, o in tail if seen(p, o)]
-            late_dups = [t for t, p, o in dups if seen(p, o)]
-            recount = evaluate(view, [*expected, *pending, *late_dups]).get(key)
-            tried.append(f"{len(expected)} batch + {len(pending)} pending + {len(late_dups)} "
-                         f"duplicate trades -> {recount}")
-            if recount == got:
-                break
-        if recount == got:
-            diff.explained = True
-            if unconsumed:
-                diff.causes.append(f"{unconsumed} trade(s) not yet consumed by the speed layer")
-            if pending:
-                diff.causes.append(f"{len(pending)} trade(s) in Kafka not yet ingested by the "
-                                   "batch layer (run `concord batch run`)")
-            if late_dups:
-                ids = ", ".join(sorted(t.trade_id for t in late_dups)[:5])
-                diff.causes.append(
-                    f"{len(late_dups)} duplicate(s) arrived more than the speed layer's dedupe "
-                    f"horizon ({self.settings.speed_dedupe_horizon_s} s) after the first copy "
-                    f"and were counted again by it (trade_id {ids}); the batch view is right")
-            if not diff.causes:
-                diff.causes.append("batch row stale against raw.trades: run `concord batch "
-                                   "recompute` for this window")
-        else:
-            stale = evaluate(view, [t for t, _, _ in batch]).get(key)
+        consumed, tries = recount_search(view, key, got, candidates)
+        if consumed is None:
+            stale = evaluate(view, [c.trade for c in candidates if c.source == BATCH]).get(key)
             if diff.batch is not None and stale is not None and _measures(diff.batch) != stale:
                 diff.causes.append("the batch row does not match raw.trades: run "
                                    "`concord batch recompute` for this window")
-            diff.causes.append("no recount of the trades matches the speed row (tried: "
-                               + "; ".join(tried) + ")")
+            counts = {s: sum(c.source == s for c in candidates) for s in (BATCH, PENDING, LATE)}
+            diff.causes.append(
+                f"no recount of the trades matches the speed row ({counts[BATCH]} in raw.trades, "
+                f"{counts[PENDING]} in Kafka not yet ingested, {counts[LATE]} duplicates beyond "
+                f"the dedupe horizon; {tries} ways of the speed layer being behind tried)")
+            return
+        diff.explained = True
+        taken = set(map(id, consumed))
+        behind = [c for c in candidates if id(c) not in taken]
+        pending = [c for c in consumed if c.source == PENDING]
+        late = [c for c in consumed if c.source == LATE]
+        if behind:
+            diff.causes.append(f"{len(behind)} trade(s) not yet in lake.speed when it was read "
+                               "(the speed layer was behind by them)")
+        if pending:
+            diff.causes.append(f"{len(pending)} trade(s) in Kafka not yet ingested by the "
+                               "batch layer (run `concord batch run`)")
+        if late:
+            ids = ", ".join(sorted(c.trade.trade_id for c in late)[:5])
+            diff.causes.append(
+                f"{len(late)} duplicate(s) arrived more than the speed layer's dedupe "
+                f"horizon ({self.settings.speed_dedupe_horizon_s} s) after the first copy "
+                f"and were counted again by it (trade_id {ids}); the batch view is right")
+        if not diff.causes:
+            diff.causes.append("batch row stale against raw.trades: run `concord batch "
+                               "recompute` for this window")
 
-    def duplicates_beyond_horizon(self, matches: Callable[[Trade], bool], lo: int, hi: int
-                                  ) -> list[tuple[Trade, int, int]]:
-        """Duplicates (raw.rejects) of the window whose first copy was received longer than
-        the dedupe horizon before them: the speed layer counted them."""
+    def raw_trades(self, windows: list[tuple[dict[str, str], int, int]]) -> list[Candidate]:
+        """Trades of raw.trades in any of (key, lo ms, hi ms), in queries of 50 windows."""
+        out = []
+        for i in range(0, len(windows), 50):
+            where = " OR ".join(
+                "(" + " AND ".join([f"ts >= {lo}", f"ts < {hi}"]
+                                   + [f"{k} = '{_q(v)}'" for k, v in key.items()]) + ")"
+                for key, lo, hi in windows[i:i + 50])
+            out += [Candidate(Trade(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])),
+                              int(r[7]), int(r[8]), BATCH)
+                    for r in query(self.settings,
+                                   f"SELECT exchange, symbol, trade_id, price, qty, side, ts, "
+                                   f"kafka_partition, kafka_offset FROM {self.cat}.raw.trades "
+                                   f"WHERE {where}")]
+        return out
+
+    def duplicates_beyond_horizon(self, windows: list[_Window]) -> list[Candidate]:
+        """Duplicates (raw.rejects) in any of `windows` whose first copy was received longer
+        than the dedupe horizon before them: the speed layer counted them again."""
+        lo, hi = min(w.lo for w in windows), max(w.hi for w in windows)
         rows = query(self.settings,
                      f"SELECT value, kafka_partition, kafka_offset, kafka_timestamp "
                      f"FROM {self.cat}.raw.rejects WHERE reason = 'duplicate' AND "
                      f"try_cast(json_extract_scalar(from_utf8(value), '$.ts') AS BIGINT) "
                      f"BETWEEN {lo} AND {hi - 1}")
-        out = []
-        horizon_ms = self.settings.speed_dedupe_horizon_s * 1000
+        found = []
         for value, p, o, received in rows:
             trade = parse_trade(bytes(value))
-            if not isinstance(trade, Trade) or not matches(trade):
+            if isinstance(trade, Trade) and any(w(trade) for w in windows):
+                found.append((trade, int(p), int(o), received))
+        if not found:
+            return []
+        firsts: dict[tuple[str, str, str], tuple[int, int]] = {}
+        identities = sorted({t.identity for t, *_ in found})
+        for i in range(0, len(identities), 50):
+            where = " OR ".join(f"(exchange = '{_q(e)}' AND symbol = '{_q(s)}' AND "
+                                f"trade_id = '{_q(t)}')" for e, s, t in identities[i:i + 50])
+            for e, s, t, p, o in query(self.settings,
+                                       f"SELECT exchange, symbol, trade_id, kafka_partition, "
+                                       f"kafka_offset FROM {self.cat}.raw.trades WHERE {where}"):
+                firsts[(e, s, t)] = (int(p), int(o))
+        out = []
+        horizon_ms = self.settings.speed_dedupe_horizon_s * 1000
+        for trade, p, o, received in found:
+            first = firsts.get(trade.identity)
+            if first is None:
                 continue
-            first = query(self.settings,
-                          f"SELECT kafka_partition, kafka_offset FROM {self.cat}.raw.trades "
-                          f"WHERE exchange = '{_q(trade.exchange)}' AND symbol = "
-                          f"'{_q(trade.symbol)}' AND trade_id = '{_q(trade.trade_id)}'")
-            if not first:
-                continue
-            first_ms = self.kafka().timestamp(int(first[0][0]), int(first[0][1]))
+            first_ms = self.kafka().timestamp(*first)
             dup_ms = int(received.replace(tzinfo=UTC).timestamp() * 1000)
             if first_ms is not None and dup_ms - first_ms > horizon_ms:
-                out.append((trade, int(p), int(o)))
+                out.append(Candidate(trade, p, o, LATE))
         return out
 
     def kafka(self) -> _KafkaView:
@@ -264,11 +352,8 @@ class Reconciler:
                 if span is None:
                     continue
                 vr.windows_compared, vr.windows_equal, diffs = self.compare(view, *span)
-                for i, diff in enumerate(diffs):
-                    if i < EXPLAIN_LIMIT:
-                        self.explain(view, diff)
-                    else:
-                        diff.causes.append(f"not examined: more than {EXPLAIN_LIMIT} differences")
+                vr.not_examined = vr.windows_compared - vr.windows_equal - len(diffs)
+                self.explain(view, diffs)
                 report.differences += diffs
         finally:
             if self._kafka is not None:
@@ -302,10 +387,16 @@ def _q(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _matcher(key: dict[str, str], lo: int, hi: int) -> Callable[[Trade], bool]:
-    def matches(t: Trade) -> bool:
-        return lo <= t.ts < hi and all(getattr(t, k) == v for k, v in key.items())
-    return matches
+@dataclass(frozen=True)
+class _Window:
+    """One (key, window) of a view: which trades fall in it."""
+
+    key: dict[str, str]
+    lo: int  # ms, inclusive
+    hi: int  # ms, exclusive
+
+    def __call__(self, t: Trade) -> bool:
+        return self.lo <= t.ts < self.hi and all(getattr(t, k) == v for k, v in self.key.items())
 
 
 class _KafkaView:
@@ -322,15 +413,9 @@ class _KafkaView:
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
                                       enable_auto_commit=False, group_id=None,
                                       consumer_timeout_ms=2000)
-        self._tail: list[tuple[Trade, int, int, int]] | None = None
 
     def close(self) -> None:
         self.consumer.close()
-
-    def speed_offsets(self) -> dict[int, int] | None:
-        """Next offset the speed job will read per partition (committed on checkpoints);
-        None when it never committed (then nothing is taken as unconsumed)."""
-        return committed_offsets(self.settings, SPEED_GROUP, self.topic)
 
     def ingested_until(self) -> dict[int, int]:
         rows = query(self.settings,
@@ -339,17 +424,15 @@ class _KafkaView:
                      f"topic = '{_q(self.topic)}' GROUP BY kafka_partition")
         return {int(p): int(o) for p, o in rows}
 
-    def tail(self) -> list[tuple[Trade, int, int, int]]:
-        """Accepted trades in Kafka after the last batch ingest: (trade, partition, offset, ms)."""
+    def tail(self) -> list[Candidate]:
+        """Accepted trades in Kafka after the last batch ingest, as of now."""
         from kafka import TopicPartition
 
-        if self._tail is not None:
-            return self._tail
         parts = self.consumer.partitions_for_topic(self.topic) or set()
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         ends = self.consumer.end_offsets(tps)
         starts = self.ingested_until()
-        out: list[tuple[Trade, int, int, int]] = []
+        out: list[Candidate] = []
         for tp in tps:
             start, end = starts.get(tp.partition, 0), ends[tp]
             if end - start > self.TAIL_LIMIT:
@@ -369,8 +452,7 @@ class _KafkaView:
                             break
                         trade = parse_trade(rec.value)
                         if isinstance(trade, Trade):
-                            out.append((trade, tp.partition, rec.offset, rec.timestamp))
-        self._tail = out
+                            out.append(Candidate(trade, tp.partition, rec.offset, PENDING))
         return out
 
     def timestamp(self, partition: int, offset: int) -> int | None:
