@@ -53,6 +53,8 @@ def spark_session(settings: Settings, app_name: str = "concord") -> SparkSession
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.local.dir", str(local_dirs))
         .config("spark.ui.enabled", "false")
+        # Stage progress bars redraw with \r: fine on a terminal, noise in a log file.
+        .config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         # Delta rebuilds table state in this many tasks (default 50: mostly overhead here).
         .config("spark.databricks.delta.snapshotPartitions",
