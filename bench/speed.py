@@ -5,6 +5,8 @@
    queries serving.ticker and serving.bars_1m (the marker's current 1-minute bar) every
    ~100 ms. Freshness = first time the marker is visible - time it was sent (includes
    the poll's own query time). Prints p50/p99 per view.
+0. Catch-up rate: --backlog messages produced before the job starts; how fast its lag
+   falls to zero (the job alone on the box).
 2. Sustained rate: live trades at growing rates (--steps), each for --step-seconds;
    the speed job's Kafka lag (end offsets - offsets committed on its checkpoints) at
    the start and the end of each step. "Sustained" = lag did not grow by more than two
@@ -153,12 +155,42 @@ def sustained(settings: Settings, steps: list[int], seconds: int) -> None:
     print(f"highest sustained speed-layer rate: {best:,} trades/s (target >= 50,000)")
 
 
+def catch_up(settings: Settings, messages: int) -> None:
+    """The speed job's rate on a backlog: `messages` produced before it starts, then the
+    fall of its lag, sampled every 2 s, from the first sample below the backlog (the job
+    is up and has completed a checkpoint) to zero."""
+    report = ProduceReport()
+    produce(settings, generated(MarketConfig(seed=3), count=messages, duration_s=None),
+            report=report,
+            progress=None)
+    print(f"catch-up: {report.sent:,} messages produced in {report.seconds:.1f}s", flush=True)
+    print(control.start(settings), flush=True)
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        now, behind = time.monotonic(), lag(settings)
+        if behind < report.sent:
+            samples.append((now, behind))
+        if behind == 0:
+            break
+        time.sleep(2)
+    if len(samples) < 2 or samples[-1][1] != 0:
+        print(f"catch-up: did not finish (samples {samples[-3:]})", flush=True)
+        return
+    (t0, l0), (t1, _) = samples[0], samples[-1]
+    print(f"catch-up: {l0:,} messages in {t1 - t0:.1f}s = {l0 / (t1 - t0):,.0f} trades/s "
+          "(speed job alone on the box: no producer running)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--steps", default="5000,10000,20000,40000")
     parser.add_argument("--step-seconds", type=int, default=45)
+    parser.add_argument("--backlog", type=int, default=1_000_000,
+                        help="messages for the catch-up measure (0: skip it)")
+    parser.add_argument("--only", choices=["catch-up", "freshness", "sustained"])
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as home:
@@ -168,9 +200,14 @@ def main() -> None:
             up(settings)
             ensure_topic(settings, settings.topic, settings.topic_partitions)
             refresh(settings)
-            print(control.start(settings), flush=True)
-            freshness(settings, args.rate, args.seconds)
-            sustained(settings, [int(s) for s in args.steps.split(",")], args.step_seconds)
+            if args.only in (None, "catch-up") and args.backlog:
+                catch_up(settings, args.backlog)
+            else:
+                print(control.start(settings), flush=True)
+            if args.only in (None, "freshness"):
+                freshness(settings, args.rate, args.seconds)
+            if args.only in (None, "sustained"):
+                sustained(settings, [int(s) for s in args.steps.split(",")], args.step_seconds)
         finally:
             control.stop(settings)
             down(settings)

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         "it; `concord reconcile` explains the difference).",
     )
     flink_checkpoint_ms: int = Field(default=1000, ge=100, description="Checkpoint interval.")
+    speed_compact_every_s: int = Field(
+        default=30, ge=0,
+        description="The speed job compacts its tables' small files this often (0: only "
+        "`batch run` does, after publishing).",
+    )
     flink_jobmanager: str | None = Field(
         default=None,
         description="host:port of a Flink cluster's REST endpoint for `flink run`; default: "

@@ -47,6 +47,22 @@ def keep_from(boundaries: Iterable[datetime], retention_s: int) -> datetime | No
     return min(distinct[-2], distinct[-1] - timedelta(seconds=retention_s))
 
 
+def compact(uri: str, min_files: int = 2) -> tuple[int, int] | None:
+    """Rewrite the table's small files into few (same rows) when it has `min_files` or
+    more; (files before, files after), None when nothing was done. The speed job runs
+    this every CONCORD_SPEED_COMPACT_EVERY_S between its commits: queries of the
+    serving views plan per file, so a few minutes of 1 s commits slow them (BENCHMARKS)."""
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    before = len(DeltaTable(uri).file_uris())
+    if before < min_files:
+        return None
+    DeltaTable(uri).optimize.compact()
+    return before, len(DeltaTable(uri).file_uris())
+
+
 def maintain(uri: str, *, keep_from: datetime | None, name: str = "") -> Maintained | None:
     """Delete rows before `keep_from` (None: delete nothing), compact, vacuum; None if no table."""
     from deltalake import DeltaTable

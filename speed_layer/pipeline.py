@@ -1,7 +1,8 @@
 """The speed layer's Flink pipeline: trades -> contract -> dedupe -> partials per view.
 
     Kafka `trades` (raw bytes)
-      -> parse_trade (the contract, speed_layer.contract_udf); rejected messages are
+      -> the contract (speed_layer.contract_udf: canonical messages accepted in the
+         JVM, the others judged by shared.contract in Python); rejected messages are
          counted per reason and second into `lake.speed.contract_rejects`, never fatal
       -> dedupe on (exchange, symbol, trade_id), first arrival wins, state kept for
          the dedupe horizon (`table.exec.state.ttl`, CONCORD_SPEED_DEDUPE_HORIZON_S)
@@ -53,16 +54,19 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
     contract_udf.register(t_env)
     horizon = settings.speed_dedupe_horizon_s if dedupe_horizon_s is None else dedupe_horizon_s
     t_env.get_config().set("table.exec.state.ttl", f"{horizon} s")
+    # The views share the parse and the dedupe: plan those once (one dedupe state),
+    # not once per sink with each sink's unused columns pruned.
+    t_env.get_config().set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
+    # SQL operators never hold on to a record they emitted: chained operators can hand
+    # records over without a copy each.
+    t_env.get_config().set("pipeline.object-reuse", "true")
     t_env.execute_sql(kafka_source_ddl(
         "trades_raw", "`value` BYTES, proc AS PROCTIME()",
         topic=source_topic, bootstrap=settings.bootstrap_servers, group_id=group_id,
         value_format="raw",
     ))
-    t_env.execute_sql(
-        "CREATE TEMPORARY VIEW trades_parsed AS SELECT v.ok, v.exchange, v.symbol, "
-        "v.trade_id, v.price, v.qty, v.side, v.ts, v.reason, proc "
-        "FROM (SELECT parse_trade(`value`) AS v, proc FROM trades_raw)"
-    )
+    t_env.execute_sql("CREATE TEMPORARY VIEW trades_parsed AS "
+                      + contract_udf.parsed_sql("trades_raw", keep=("proc",)))
     t_env.execute_sql(
         "CREATE TEMPORARY VIEW trades_deduped AS "
         "SELECT exchange, symbol, trade_id, price, qty, side, ts, proc FROM ("

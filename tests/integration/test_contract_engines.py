@@ -77,9 +77,9 @@ def _flink_rows(stack: Settings, topic: str, unique: str) -> dict[int, dict[str,
         topic=topic, bootstrap=stack.bootstrap_servers, group_id=f"it-contract-{unique}",
         value_format="raw", bounded=True,
     ))
-    fields = ", ".join(f"v.{name}" for name in NAMES)
+    fields = ", ".join(f"`{name}`" for name in NAMES)
     table = t_env.sql_query(
-        f"SELECT `offset`, {fields} FROM (SELECT `offset`, parse_trade(`value`) AS v FROM src)")
+        f"SELECT `offset`, {fields} FROM ({contract_udf.parsed_sql('src', keep=('offset',))})")
     rows = {}
     with table.execute().collect() as results:
         for row in results:
