@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from speed_layer.maintenance import keep_from, maintain
+from speed_layer.maintenance import compact, keep_from, maintain
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -67,3 +67,18 @@ def test_speed_rows_are_kept_back_to_the_previous_boundary_at_least() -> None:
     # boundary moved an hour: keep back to the previous boundary
     late = t + timedelta(hours=1)
     assert keep_speed_from([t, late, late]) == t
+
+
+def test_compact_rewrites_small_files_and_keeps_rows_and_offsets(tmp_path: Path) -> None:
+    uri = str(tmp_path / "speed")
+    assert compact(uri) is None  # no table yet
+    for i in range(10):
+        _append(uri, i, offset=200 + i)
+    rows = sorted(DeltaTable(uri).to_pyarrow_table().to_pylist(), key=str)
+
+    assert compact(uri, min_files=11) is None  # below the threshold: untouched
+    assert compact(uri, min_files=8) == (10, 1)
+
+    table = DeltaTable(uri)
+    assert sorted(table.to_pyarrow_table().to_pylist(), key=str) == rows
+    assert table.transaction_version("concord-speed/bars_1m/0") == 209
