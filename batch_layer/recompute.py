@@ -53,11 +53,85 @@ def _sql_ts(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}'"
 
 
+DEFAULT_CHUNK = timedelta(days=1)
+
+
+def chunks(view: View, start: datetime, end: datetime,
+           chunk: timedelta = DEFAULT_CHUNK) -> list[tuple[datetime, datetime]]:
+    """The commits a recompute of [start, end) makes: whole windows, `chunk` long at most."""
+    lo, hi = align(view, start, end)
+    width = timedelta(milliseconds=view.window_ms)
+    step = max(chunk, width) // width * width
+    out = []
+    while lo < hi:
+        out.append((lo, min(lo + step, hi)))
+        lo = out[-1][1]
+    return out
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a recompute would rewrite (`concord batch recompute --dry-run`)."""
+
+    view: str
+    start: datetime
+    end: datetime
+    chunks: int
+    trades: int  # raw.trades rows it would read
+    rows_now: int  # batch rows it would replace
+    windows_now: int
+    boundary: datetime | None  # windows at or after it are served from the speed layer
+
+
+def preview(settings: Settings, view: View, start: datetime, end: datetime,
+            chunk: timedelta = DEFAULT_CHUNK) -> Preview:
+    """Count what a recompute of [start, end) would read and replace; no engine, no write."""
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    plan = chunks(view, start, end, chunk)
+    lo, hi = plan[0][0], plan[-1][1]
+
+    def count(uri: str, where: ds.Expression) -> tuple[int, int]:
+        if not DeltaTable.is_deltatable(uri):
+            return 0, 0
+        data = DeltaTable(uri).to_pyarrow_dataset()
+        if "window_start" not in data.schema.names:
+            return data.count_rows(filter=where), 0
+        starts = data.to_table(columns=["window_start"], filter=where).column("window_start")
+        return len(starts), len(starts.unique())
+
+    lo_ms, hi_ms = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
+    day = ds.field("trade_date")
+    trades, _ = count(settings.table_uri("raw", "trades"),
+                      (day >= lo.date()) & (day <= (hi - timedelta(milliseconds=1)).date())
+                      & (ds.field("ts") >= lo_ms) & (ds.field("ts") < hi_ms))
+    window = ds.field("window_start")
+    rows, windows = count(settings.table_uri("batch", view.name), (window >= lo) & (window < hi))
+    boundary = next(iter(boundary_history(settings).get(view.name, [])[-1:]), None)
+    return Preview(view.name, lo, hi, len(plan), trades, rows, windows,
+                   boundary[0] if boundary else None)
+
+
+def boundary_history(settings: Settings) -> dict[str, list[tuple[datetime, int]]]:
+    """view -> its published (boundary, last ingest run recomputed), oldest first."""
+    from deltalake import DeltaTable
+
+    uri = settings.table_uri("meta", "boundaries")
+    if not DeltaTable.is_deltatable(uri):
+        return {}
+    rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    out: dict[str, list[tuple[datetime, int]]] = {}
+    for r in sorted(rows, key=lambda r: (r["run_id"], r["published_at"])):
+        out.setdefault(r["view_name"], []).append((r["boundary"], r["run_id"]))
+    return out
+
+
 class Recompute:
     """Rebuilds windows of batch.<view> from raw.trades."""
 
     def __init__(self, settings: Settings, spark: SparkSession,
-                 chunk: timedelta = timedelta(days=1)) -> None:
+                 chunk: timedelta = DEFAULT_CHUNK) -> None:
         self.settings = settings
         self.spark = spark
         self.chunk = chunk
@@ -74,20 +148,12 @@ class Recompute:
         if not DeltaTable.isDeltaTable(self.spark, self.trades_uri):
             raise RuntimeError(f"no raw.trades table at {self.trades_uri}: run "
                                "`concord batch ingest` first")
-        lo, hi = align(view, start, end)
-        step = max(self.chunk, timedelta(milliseconds=view.window_ms))
-        step = timedelta(milliseconds=step // timedelta(milliseconds=view.window_ms)
-                         * view.window_ms)
-        chunks = []
-        cursor = lo
-        while cursor < hi:
-            upper = min(cursor + step, hi)
-            chunk = self._one(view, cursor, upper)
-            chunks.append(chunk)
+        done = []
+        for lo, hi in chunks(view, start, end, self.chunk):
+            done.append(self._one(view, lo, hi))
             if progress is not None:
-                progress(chunk)
-            cursor = upper
-        return chunks
+                progress(done[-1])
+        return done
 
     def _one(self, view: View, start: datetime, end: datetime) -> Chunk:
         from pyspark.sql import functions as F  # noqa: N812

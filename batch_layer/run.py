@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from batch_layer.ingest import Ingest, IngestRun
-from batch_layer.recompute import Chunk, Recompute
+from batch_layer.recompute import Chunk, Recompute, boundary_history
 from shared.config import Settings
 from shared.tables import BOUNDARIES, arrow_schema, ensure_table
 from shared.views import VIEWS, View
@@ -102,15 +102,7 @@ class BatchRun:
 
     def history(self) -> dict[str, list[tuple[datetime, int]]]:
         """view -> its (boundary, last ingest run recomputed) rows, oldest first."""
-        from deltalake import DeltaTable
-
-        if not DeltaTable.is_deltatable(self.boundaries_uri):
-            return {}
-        rows = DeltaTable(self.boundaries_uri).to_pyarrow_table().to_pylist()
-        out: dict[str, list[tuple[datetime, int]]] = {}
-        for r in sorted(rows, key=lambda r: (r["run_id"], r["published_at"])):
-            out.setdefault(r["view_name"], []).append((r["boundary"], r["run_id"]))
-        return out
+        return boundary_history(self.settings)
 
     def current(self) -> dict[str, tuple[datetime, int]]:
         """view -> (boundary, last ingest run recomputed), from meta.boundaries."""

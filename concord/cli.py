@@ -160,17 +160,30 @@ def _utc(text: str) -> datetime:
 
 
 def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
-    from batch_layer.recompute import Chunk, Recompute, align
+    from batch_layer.recompute import Chunk, Recompute, align, chunks, preview
     from infra.engines import spark_session
     from shared.views import VIEWS
 
     views = [VIEWS[args.view]] if args.view else list(VIEWS.values())
+    if args.dry_run:
+        for view in views:
+            p = preview(settings, view, args.from_, args.to)
+            print(f"recompute {view.name} (dry run): {p.start:%Y-%m-%d %H:%M:%S} .. "
+                  f"{p.end:%Y-%m-%d %H:%M:%S} UTC in {p.chunks} commit(s) would read "
+                  f"{p.trades:,} trades from lake.raw.trades and replace {p.rows_now:,} rows "
+                  f"({p.windows_now:,} windows) of lake.batch.{view.name}")
+            if p.boundary is None:
+                print("  no boundary published yet: the serving view shows speed rows only")
+            elif p.end > p.boundary:
+                print(f"  windows from the boundary {p.boundary:%Y-%m-%d %H:%M:%S} UTC on are "
+                      "served from the speed layer until a batch run moves it past them")
+        return 0
     spark = spark_session(settings, "concord-recompute")
     job = Recompute(settings, spark)
     try:
         for view in views:
             lo, hi = align(view, args.from_, args.to)
-            total = -(-(hi - lo) // job.chunk)
+            total = len(chunks(view, lo, hi, job.chunk))
             done = itertools.count(1)
 
             def progress(chunk: Chunk, name: str = view.name, total: int = total,
@@ -182,10 +195,10 @@ def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
 
             print(f"recompute {view.name}: {lo:%Y-%m-%d %H:%M:%S} .. {hi:%Y-%m-%d %H:%M:%S} UTC "
                   f"(widened to whole {view.window_seconds}s windows)", flush=True)
-            chunks = job.run(view, lo, hi, progress=progress)
-            print(f"recompute {view.name}: {sum(c.windows for c in chunks):,} windows, "
-                  f"{sum(c.rows for c in chunks):,} rows written to lake.batch.{view.name} "
-                  f"from {sum(c.trades for c in chunks):,} trades")
+            written = job.run(view, lo, hi, progress=progress)
+            print(f"recompute {view.name}: {sum(c.windows for c in written):,} windows, "
+                  f"{sum(c.rows for c in written):,} rows written to lake.batch.{view.name} "
+                  f"from {sum(c.trades for c in written):,} trades")
     finally:
         spark.stop()
     return 0
@@ -422,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", type=_utc, required=True, metavar="TIME",
                    help="start, ISO 8601 (UTC unless an offset is given)")
     p.add_argument("--to", type=_utc, required=True, metavar="TIME", help="end (exclusive)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="say what would be read and rewritten, write nothing (no Spark)")
     p = add("demo", cmd_demo, "live demo on a running stack: stream, speed job, batch loop, "
             "serving views; `concord down` stops it all")
     p.add_argument("--rate", type=int, default=DEMO_RATE, help="trades per second of the stream")

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
-from batch_layer.recompute import align
+from batch_layer.recompute import align, chunks, preview
+from shared.config import Settings
 from shared.views import BARS_1M, FLOW_5M
 
 
@@ -16,3 +20,33 @@ def test_range_is_widened_to_whole_windows() -> None:
         align(BARS_1M, t, t)
     with pytest.raises(ValueError, match="timezone"):
         align(BARS_1M, t.replace(tzinfo=None), t)
+
+
+def test_chunks_cover_the_aligned_range_in_whole_windows() -> None:
+    t = datetime(2026, 1, 1, 23, 58, 30, tzinfo=UTC)
+    plan = chunks(FLOW_5M, t, t + timedelta(days=2), chunk=timedelta(days=1, minutes=2))
+    # 5-minute windows: a 1 day 2 min chunk is cut to 1 day exactly
+    assert plan[0] == (datetime(2026, 1, 1, 23, 55, tzinfo=UTC),
+                       datetime(2026, 1, 2, 23, 55, tzinfo=UTC))
+    assert [hi for _, hi in plan[:-1]] == [lo for lo, _ in plan[1:]]
+    assert plan[-1][1] == datetime(2026, 1, 4, 0, 0, tzinfo=UTC)
+    assert len(chunks(BARS_1M, t, t + timedelta(seconds=1), chunk=timedelta(seconds=1))) == 1
+
+
+def test_preview_counts_what_would_be_read_and_replaced(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    t = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    ms = int(t.timestamp() * 1000)
+    write_deltalake(settings.table_uri("raw", "trades"), pa.table({
+        "ts": pa.array([ms + 1, ms + 61_000, ms + 3_600_000], pa.int64()),
+        "trade_date": pa.array([t.date()] * 3, pa.date32()),
+    }), partition_by=["trade_date"])
+    write_deltalake(settings.table_uri("batch", "bars_1m"), pa.table({
+        "window_start": pa.array([t, t, t + timedelta(minutes=1), t + timedelta(hours=2)],
+                                 pa.timestamp("us", tz="UTC")),
+    }))
+    p = preview(settings, BARS_1M, t, t + timedelta(minutes=30))
+    assert (p.trades, p.rows_now, p.windows_now, p.chunks) == (2, 3, 2, 1)
+    assert p.boundary is None
+    empty = preview(Settings(home=tmp_path / "none"), BARS_1M, t, t + timedelta(minutes=1))
+    assert (empty.trades, empty.rows_now) == (0, 0)
