@@ -25,6 +25,7 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from batch_layer.spark_views import partials
 from producers.market import Market, MarketConfig
+from serving_layer.client import Client
 from serving_layer.refresh import refresh
 from serving_layer.trino import query
 from shared.config import Settings
@@ -140,3 +141,27 @@ def test_served_views_equal_the_oracle_wherever_the_boundary_is(
     ticker = _served(settings, "ticker", ["exchange", "symbol"])
     assert {k: (v["price"], int(v["ts"].timestamp() * 1000)) for k, v in ticker.items()} == {
         k: (t.price, t.ts) for k, t in latest.items()}
+
+    # The analysts' client reads the same views: typed, exact, ordered.
+    client = Client(settings)
+    some = trades[0]
+    book = client.bars(some.exchange, some.symbol)
+    one_book = {k[2]: v for k, v in _served(settings, "bars_1m",
+                                              ["exchange", "symbol", "window_start"]).items()
+                if k[:2] == (some.exchange, some.symbol)}
+    assert list(book["window_start"]) == sorted(one_book)
+    assert list(book["close"]) == [one_book[w]["close"] for w in sorted(one_book)]
+    assert isinstance(book["close"][0], Decimal)
+    middle = sorted(one_book)[len(one_book) // 2]
+    later = client.bars(some.exchange, some.symbol, start=middle, output="arrow")
+    assert isinstance(later, pa.Table)
+    assert later.schema.field("vwap").type == pa.decimal128(18, 8)
+    assert later.num_rows == len([w for w in one_book if w >= middle])
+    assert len(client.bars(some.exchange, some.symbol, interval="1h")) == len(
+        {k for k in _expected_rollup(trades, 3600) if k[:2] == (some.exchange, some.symbol)})
+    assert len(client.ticker()) == len(latest)
+    assert list(client.ticker(exchange=some.exchange)["exchange"].unique()) == [some.exchange]
+    assert len(client.spread(some.symbol)) == len({k for k in closes if k[0] == some.symbol})
+    got = client.query("SELECT count(*) AS n FROM lake.serving.bars_1m WHERE symbol = ?",
+                       [some.symbol], output="arrow")
+    assert got.column("n").to_pylist() == [len([k for k in bars if k[1] == some.symbol])]
