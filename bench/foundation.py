@@ -62,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(
             home=Path(home), kafka_port=free_port(), kafka_controller_port=free_port(),
-            trino_port=free_port(),
+            trino_port=free_port(), trino_https_port=free_port(),
         )
         try:
             report = up(settings)

@@ -37,6 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), kafka_port=free_port(),
                             kafka_controller_port=free_port(), trino_port=free_port(),
+                            trino_https_port=free_port(),
                             spark_driver_memory="2g")
         try:
             up(settings)

@@ -44,7 +44,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), kafka_port=free_port(),
-                            kafka_controller_port=free_port(), trino_port=free_port())
+                            kafka_controller_port=free_port(), trino_port=free_port(),
+                            trino_https_port=free_port())
         try:
             up(settings)
             for client in ("kafka-python", "confluent-kafka"):

@@ -332,7 +332,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), kafka_port=free_port(),
-                            kafka_controller_port=free_port(), trino_port=free_port())
+                            kafka_controller_port=free_port(), trino_port=free_port(),
+                            trino_https_port=free_port())
         try:
             newest = build_lake(settings, args.days, args.speed_commits)
             since = newest - timedelta(hours=1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.demo import BATCH_EVERY_S, DEMO_RATE
+from infra.security import ROLES
 from shared.config import Settings, describe, load_settings
 from shared.views import VIEWS as _VIEWS
 
@@ -88,7 +91,7 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     from serving_layer.trino import connect
 
-    with connect(settings) as conn:
+    with connect(settings, user=args.user) as conn:
         cur = conn.cursor()
         cur.execute(args.sql)
         rows = cur.fetchall()
@@ -104,6 +107,25 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(_table(rows, header))
     return 0
+
+
+def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
+    """The Trino CLI on catalog `lake`, as CONCORD_TRINO_USER (or --user), over HTTPS."""
+    from infra.artifacts import trino_cli_jar
+    from infra.java import java_for_trino
+    from infra.security import cert_file, password
+
+    user = args.user or settings.trino_user
+    cmd = [str(java_for_trino(settings).java), "-jar", str(trino_cli_jar(settings)),
+           "--server", settings.trino_endpoint, "--user", user, "--password",
+           "--catalog", settings.catalog, "--schema", args.schema]
+    if settings.manages_trino:
+        cmd += ["--truststore-path", str(cert_file(settings))]
+    if args.execute:
+        cmd += ["--execute", args.execute, "--output-format", args.output_format]
+    # The CLI reads the password from TRINO_PASSWORD: never on the command line.
+    env = {**os.environ, "TRINO_PASSWORD": password(settings, user)}
+    return subprocess.run(cmd, env=env, check=False).returncode
 
 
 def cmd_serve_refresh(settings: Settings, args: argparse.Namespace) -> int:
@@ -382,7 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("config", cmd_config, "effective configuration and its CONCORD_* variables")
     p = add("query", cmd_query, "run one SQL statement on Trino (catalog lake)")
     p.add_argument("sql")
+    p.add_argument("--user", choices=ROLES, help="Trino user (default: CONCORD_TRINO_USER)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p = add("sql", cmd_sql, "the Trino CLI on catalog lake, as CONCORD_TRINO_USER (HTTPS, "
+            "password from $CONCORD_HOME/secrets/trino-users.json)")
+    p.add_argument("--user", choices=ROLES, help="Trino user (default: CONCORD_TRINO_USER)")
+    p.add_argument("--schema", default="serving", help="default schema (default: serving)")
+    p.add_argument("--execute", metavar="SQL", help="run SQL and exit (default: interactive)")
+    p.add_argument("--output-format", default="ALIGNED",
+                   help="with --execute: ALIGNED, CSV_HEADER, JSON, ... (the CLI's formats)")
     serve = add("serve", lambda s, a: 2, "serving layer")
     serve_sub = serve.add_subparsers(dest="serve_command", required=True)
     add("refresh", cmd_serve_refresh, "register the lake's tables in Trino", serve_sub)

@@ -22,6 +22,7 @@ from typing import Any
 from infra import artifacts
 from infra.java import java17, java_for_trino
 from infra.processes import Service, ServiceError, rss_bytes
+from infra.security import trino_security_config, write_private
 from shared.config import Settings
 
 INFRA = Path(__file__).resolve().parent
@@ -40,7 +41,8 @@ def kafka_service(settings: Settings) -> Service:
 
 def trino_service(settings: Settings) -> Service:
     return Service(
-        "trino", settings.run_dir, settings.log_dir / "trino" / "server.log", (settings.trino_port,)
+        "trino", settings.run_dir, settings.log_dir / "trino" / "server.log",
+        (settings.trino_port, settings.trino_https_port)
     )
 
 
@@ -181,7 +183,8 @@ def _trino_config(settings: Settings) -> Path:
     etc = settings.data_dir / "trino" / "etc"
     (etc / "catalog").mkdir(parents=True, exist_ok=True)
     port = settings.trino_port
-    (etc / "config.properties").write_text(
+    security = trino_security_config(settings, etc)
+    write_private(etc / "config.properties", (
         "coordinator=true\n"
         "node-scheduler.include-coordinator=true\n"
         f"http-server.http.port={port}\n"
@@ -191,7 +194,8 @@ def _trino_config(settings: Settings) -> Path:
         "query.max-memory=1GB\n"
         "query.max-memory-per-node=1GB\n"
         "memory.heap-headroom-per-node=512MB\n"
-    )
+        + security
+    ).encode())
     settings.lake_path.mkdir(parents=True, exist_ok=True)
     metastore = settings.data_dir / "trino" / "metastore"
     metastore.mkdir(parents=True, exist_ok=True)
@@ -204,7 +208,7 @@ def _trino_config(settings: Settings) -> Path:
 
 
 def trino_info(settings: Settings) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{settings.trino_endpoint}/v1/info", timeout=3) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"{settings.trino_health_url}/v1/info", timeout=3) as resp:  # noqa: S310
         info: dict[str, Any] = json.loads(resp.read())
     return info
 

@@ -125,7 +125,8 @@ def resolve_engine(settings: Settings, engine: str, jdk: Jdk) -> bool:
 
 
 def _unpack_trino(folder: Path) -> None:
-    """Extract lib/ and plugin/delta-lake from the server tarball; rename the CLI jar.
+    """Extract lib/, plugin/delta-lake and plugin/password-authenticators (the password
+    file infra.security configures) from the server tarball; rename the CLI jar.
 
     The tarball stores jars shared between plugins as hard links to the first copy,
     often in a plugin we do not keep, so links are written out as plain files. Two
@@ -133,7 +134,8 @@ def _unpack_trino(folder: Path) -> None:
     """
     tarball = folder / f"trino-server-{TRINO_VERSION}.tar.gz"
     prefix = f"trino-server-{TRINO_VERSION}/"
-    keep = (prefix + "lib/", prefix + "plugin/delta-lake/")
+    keep = (prefix + "lib/", prefix + "plugin/delta-lake/",
+            prefix + "plugin/password-authenticators/")
     server = folder / "server"
     with tarfile.open(tarball) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith(keep)]

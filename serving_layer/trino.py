@@ -24,15 +24,33 @@ def ident(name: str) -> str:
 
 
 def connect(settings: Settings, *, user: str | None = None) -> trino.dbapi.Connection:
-    """A DB-API connection to Trino, catalog `lake`, session time zone UTC."""
-    url = settings.trino_endpoint
-    scheme, _, rest = url.partition("://")
+    """A DB-API connection to Trino as `user` (default CONCORD_TRINO_USER), catalog `lake`,
+    session time zone UTC: HTTPS with the user's password (infra.security); the local
+    coordinator's self-signed certificate is verified against its copy in the secrets."""
+    from trino.auth import BasicAuthentication
+
+    from infra.security import cert_file, password
+
+    user = user or settings.trino_user
+    scheme, _, rest = settings.trino_endpoint.partition("://")
     host, _, port = rest.partition(":")
+    session = None
+    if settings.manages_trino:
+        import requests
+
+        # The local coordinator's own certificate, and only it: with trust_env off,
+        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (which requests prefers to a session's
+        # `verify`) cannot replace it, and no proxy sits between us and 127.0.0.1.
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(cert_file(settings))
     conn: trino.dbapi.Connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
         host=host,
         port=int(port or (443 if scheme == "https" else 80)),
         http_scheme=scheme,
-        user=user or settings.trino_user,
+        user=user,
+        auth=BasicAuthentication(user, password(settings, user)) if scheme == "https" else None,
+        http_session=session,
         catalog=settings.catalog,
         timezone="UTC",
     )

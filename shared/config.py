@@ -51,12 +51,19 @@ class Settings(BaseSettings):
     # --- Trino ---------------------------------------------------------------------------
     trino_url: str | None = Field(
         default=None,
-        description="URL of an external Trino coordinator. When set, `concord up` does not "
-        "start a local one. Default: http://127.0.0.1:$CONCORD_TRINO_PORT.",
+        description="URL of an external Trino coordinator (https://...). When set, `concord "
+        "up` does not start a local one. Default: https://127.0.0.1:$CONCORD_TRINO_HTTPS_PORT.",
     )
-    trino_port: int = Field(default=8080, description="Local Trino HTTP port (127.0.0.1 only).")
+    trino_port: int = Field(default=8080, description="Local Trino HTTP port (127.0.0.1 only): "
+                            "health checks and Trino's internal traffic; no queries.")
+    trino_https_port: int = Field(default=8443, description="Local Trino HTTPS port "
+                                  "(127.0.0.1 only): queries, with a password.")
     trino_heap: str = Field(default="3G", description="Heap of the local Trino coordinator.")
-    trino_user: str = Field(default="concord", description="User the platform's jobs use.")
+    trino_user: str = Field(
+        default="ops",
+        description="Trino user (role) for this process: ops (the platform's jobs), analyst or "
+        "desk; its password is read from $CONCORD_HOME/secrets/trino-users.json.",
+    )
     catalog: str = Field(default="lake", description="Trino catalog of the Delta lake.")
 
     # --- Spark ---------------------------------------------------------------------------
@@ -119,6 +126,12 @@ class Settings(BaseSettings):
 
     @property
     def trino_endpoint(self) -> str:
+        """Where queries go: HTTPS, password authentication."""
+        return self.trino_url or f"https://127.0.0.1:{self.trino_https_port}"
+
+    @property
+    def trino_health_url(self) -> str:
+        """Where /v1/info answers without credentials (plain HTTP locally)."""
         return self.trino_url or f"http://127.0.0.1:{self.trino_port}"
 
     def as_env(self) -> dict[str, str]:

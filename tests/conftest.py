@@ -27,7 +27,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         home=home,
         kafka_port=free_port(),
         kafka_controller_port=free_port(),
-        trino_port=free_port(),
+        trino_port=free_port(), trino_https_port=free_port(),
         trino_heap="2G",
     )
     try:

@@ -33,7 +33,8 @@ def test_produce_batch_run_serve_query(stack: Settings, unique: str, tmp_path: P
     env = {**os.environ, "CONCORD_HOME": str(stack.home),
            "CONCORD_LAKE_URI": (tmp_path / "lake").as_uri(), "CONCORD_TOPIC": topic,
            "CONCORD_KAFKA_PORT": str(stack.kafka_port),
-           "CONCORD_TRINO_PORT": str(stack.trino_port), "CONCORD_BATCH_LATENESS_S": "0"}
+           "CONCORD_TRINO_PORT": str(stack.trino_port),
+           "CONCORD_TRINO_HTTPS_PORT": str(stack.trino_https_port), "CONCORD_BATCH_LATENESS_S": "0"}
 
     def concord(*args: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([CONCORD, *args], env=env, capture_output=True, text=True,

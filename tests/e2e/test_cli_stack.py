@@ -32,6 +32,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "CONCORD_KAFKA_PORT": str(free_port()),
         "CONCORD_KAFKA_CONTROLLER_PORT": str(free_port()),
         "CONCORD_TRINO_PORT": str(free_port()),
+        "CONCORD_TRINO_HTTPS_PORT": str(free_port()),
         "CONCORD_TRINO_HEAP": "2G",
     }
     yield env

@@ -38,7 +38,8 @@ COINBASE_LINES = [
 def _env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "CONCORD_HOME": str(settings.home), "CONCORD_LAKE_URI": settings.lake,
             "CONCORD_KAFKA_PORT": str(settings.kafka_port),
-            "CONCORD_TRINO_PORT": str(settings.trino_port)}
+            "CONCORD_TRINO_PORT": str(settings.trino_port),
+            "CONCORD_TRINO_HTTPS_PORT": str(settings.trino_https_port)}
 
 
 def _produce(settings: Settings, *args: str, stdin: str | None = None

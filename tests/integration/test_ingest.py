@@ -147,6 +147,7 @@ def test_ingest_killed_mid_run_then_rerun_equals_undisturbed(
         "CONCORD_LAKE_URI": settings.lake,
         "CONCORD_KAFKA_PORT": str(settings.kafka_port),
         "CONCORD_TRINO_PORT": str(settings.trino_port),
+        "CONCORD_TRINO_HTTPS_PORT": str(settings.trino_https_port),
     }
     cmd = [str(Path(sys.executable).with_name("concord")), "batch", "ingest", "--topic", topic,
            "--max-per-partition", "1500"]

@@ -14,7 +14,9 @@ def test_local_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch) -
     s = Settings()
     assert s.home == REPO_ROOT / ".concord"
     assert s.bootstrap_servers == "127.0.0.1:9092"
-    assert s.trino_endpoint == "http://127.0.0.1:8080"
+    assert s.trino_endpoint == "https://127.0.0.1:8443"
+    assert s.trino_health_url == "http://127.0.0.1:8080"
+    assert s.trino_user == "ops"
     assert s.topic == "trades" and s.topic_partitions == 4
     assert s.manages_kafka and s.manages_trino
     assert s.lake == (REPO_ROOT / ".concord" / "lake").as_uri()
@@ -28,6 +30,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     s = Settings()
     assert s.bootstrap_servers == "k1:9092,k2:9092" and not s.manages_kafka
     assert s.trino_endpoint == "https://trino.example:8443" and not s.manages_trino
+    assert s.trino_health_url == "https://trino.example:8443"
     assert s.lake == "s3://bucket/lake" and not s.lake_is_local
     assert s.table_uri("raw", "trades") == "s3://bucket/lake/raw/trades"
     assert s.run_dir == tmp_path / "run"
