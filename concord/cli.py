@@ -65,11 +65,13 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.layers import layer_status
     from infra.services import status
 
     rows = status(settings)
+    layers = layer_status(settings)
     if args.json:
-        print(json.dumps({"components": rows}, indent=2))
+        print(json.dumps({"components": rows, "layers": layers}, indent=2, default=str))
     else:
         print(_table(
             [[r["component"], r["pid"] or "-", r["endpoint"],
@@ -77,7 +79,59 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
              for r in rows],
             ["component", "pid", "endpoint", "health", "version", "rss MB"],
         ))
+        print()
+        for line in _layer_lines(layers):
+            print(line)
     return 0 if all(r["healthy"] for r in rows) else 1
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes
+            else f"{seconds:.1f}s") + " ago"
+
+
+def _layer_lines(layers: dict[str, Any]) -> list[str]:
+    def lag(part: dict[str, Any]) -> str:
+        return f"Kafka lag {part['kafka_lag']:,} messages" if "kafka_lag" in part else \
+            "Kafka lag unknown"
+
+    out = []
+    if "kafka_error" in layers:
+        out.append(f"kafka: {layers['kafka_error']}")
+    speed = layers["speed"]
+    if "error" in speed:
+        out.append(f"speed:   cannot tell: {speed['error']}")
+    else:
+        state = f"running (pid {speed['pid']})" if speed["running"] else "NOT RUNNING"
+        out.append(f"speed:   {state}; {lag(speed)}; last checkpoint "
+                   f"{_ago(speed['checkpoint_age_s'])}; {speed['rejects_last_5m']:,} messages "
+                   "rejected in the last 5 min")
+    batch = layers["batch"]
+    if "error" in batch:
+        out.append(f"batch:   cannot tell: {batch['error']}")
+    elif batch["last_ingest_run"] is None:
+        out.append(f"batch:   no ingest run yet; {lag(batch)}")
+    else:
+        rate = batch.get("last_run_reject_rate")
+        out.append(f"batch:   last ingest run {batch['last_ingest_run']} "
+                   f"{_ago(batch['last_ingest_age_s'])} ({batch['last_run_records']:,} "
+                   f"messages, {rate:.2%} rejected or duplicate); {lag(batch)}"
+                   if rate is not None else
+                   f"batch:   last ingest run {batch['last_ingest_run']} "
+                   f"{_ago(batch['last_ingest_age_s'])} (no messages); {lag(batch)}")
+    serving = layers["serving"]
+    if "error" in serving:
+        out.append(f"serving: cannot tell: {serving['error']}")
+    else:
+        for name, v in serving["views"].items():
+            where = (f"boundary {v['boundary']} ({_ago(v['boundary_age_s']).replace(' ago', '')}"
+                     " behind now)" if v["boundary"] else "no boundary yet (speed rows only)")
+            out.append(f"serving: {name}: {where}")
+    return out
 
 
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:

@@ -63,3 +63,20 @@ def test_produce_batch_run_serve_query(stack: Settings, unique: str, tmp_path: P
     for key, row in below.items():
         got = served[key]
         assert {k: Decimal(str(got[k])) if k != "trade_count" else got[k] for k in row} == row
+
+    # The operator's view after the run: nothing left to ingest, the run's reject rate as
+    # the generator made it, every view's boundary published; the speed job not running.
+    status = subprocess.run([CONCORD, "status", "--json"], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    layers = json.loads(status.stdout)["layers"]
+    assert layers["batch"]["kafka_lag"] == 0 and layers["batch"]["last_ingest_run"] == 1
+    assert layers["batch"]["last_run_records"] == 6000
+    assert layers["batch"]["last_run_reject_rate"] == round(1 - len(trades) / 6000, 4)
+    assert layers["speed"]["running"] is False and layers["speed"]["kafka_lag"] == 6000
+    published = layers["serving"]["views"]
+    assert datetime.fromisoformat(published["bars_1m"]["boundary"]).timestamp() * 1000 \
+        == boundary
+    assert all(v["boundary"] for v in published.values())
+    text = subprocess.run([CONCORD, "status"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False).stdout
+    assert "batch:   last ingest run 1" in text and "speed:   NOT RUNNING" in text

@@ -1,0 +1,134 @@
+"""`concord status`, per layer: how far behind each one is, and how healthy its input.
+
+    speed    job running?, Kafka lag (messages of the trades topic past the offsets the
+             job committed on its last checkpoint), newest checkpoint and its age,
+             messages its contract rejected in the last 5 minutes
+    batch    last committed ingest run and its age, Kafka lag (messages no ingest has
+             read), that run's reject rate (contract rejects and duplicates / records)
+    serving  per view: the boundary and its age (how far behind now batch rows end)
+
+Read straight from Kafka and the lake's Delta tables, so it answers with Trino down.
+Any part that cannot be read says why instead of failing the whole report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.config import Settings
+
+SPEED_GROUP = "concord-speed"  # speed_layer.job.GROUP_ID
+REJECTS_WINDOW = timedelta(minutes=5)
+
+
+def _end_offsets(settings: Settings) -> dict[int, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                             request_timeout_ms=5000)
+    try:
+        parts = consumer.partitions_for_topic(settings.topic) or set()
+        ends = consumer.end_offsets([TopicPartition(settings.topic, p) for p in parts])
+        return {tp.partition: int(o) for tp, o in ends.items()}
+    finally:
+        consumer.close()
+
+
+def _rows(uri: str) -> list[dict[str, Any]]:
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(uri):
+        return []
+    rows: list[dict[str, Any]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    return rows
+
+
+def _age(moment: datetime | float | None, now: float) -> float | None:
+    if moment is None:
+        return None
+    stamp = moment.timestamp() if isinstance(moment, datetime) else moment
+    return round(now - stamp, 1)
+
+
+def speed_status(settings: Settings, ends: dict[int, int] | None, now: float) -> dict[str, Any]:
+    from serving_layer.reconcile import committed_offsets
+    from speed_layer import control
+
+    job = control.status(settings)
+    out: dict[str, Any] = {"running": job["running"], "pid": job["pid"]}
+    chk = job.get("latest_checkpoint")
+    out["last_checkpoint"] = chk
+    out["checkpoint_age_s"] = None
+    if chk:
+        from pathlib import Path
+
+        out["checkpoint_age_s"] = _age((Path(chk) / "_metadata").stat().st_mtime, now)
+    if ends is not None:
+        committed = committed_offsets(settings, SPEED_GROUP, settings.topic) or {}
+        out["kafka_lag"] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
+    since = datetime.fromtimestamp(now, tz=UTC) - REJECTS_WINDOW
+    rejects = [r for r in _rows(settings.table_uri("speed", "contract_rejects"))
+               if r["emitted_at"] is not None and r["emitted_at"] >= since]
+    out["rejects_last_5m"] = sum(int(r["messages"]) for r in rejects)
+    return out
+
+
+def batch_status(settings: Settings, ends: dict[int, int] | None, now: float) -> dict[str, Any]:
+    ledger = [r for r in _rows(settings.table_uri("meta", "ingest_runs"))
+              if r["topic"] == settings.topic and r["status"] == "committed"]
+    out: dict[str, Any] = {"last_ingest_run": None, "last_ingest_age_s": None}
+    if ledger:
+        last = max(r["run_id"] for r in ledger)
+        rows = [r for r in ledger if r["run_id"] == last]
+        records = sum(int(r["records"]) for r in rows)
+        out.update(
+            last_ingest_run=last,
+            last_ingest_age_s=_age(max(r["at"] for r in rows), now),
+            last_run_records=records,
+            last_run_reject_rate=(round(sum(int(r["rejected"]) for r in rows) / records, 4)
+                                  if records else None),
+        )
+    if ends is not None:
+        read: dict[int, int] = {}
+        for r in ledger:
+            read[int(r["kafka_partition"])] = max(read.get(int(r["kafka_partition"]), 0),
+                                                  int(r["end_offset"]))
+        out["kafka_lag"] = sum(max(0, end - read.get(p, 0)) for p, end in ends.items())
+    return out
+
+
+def serving_status(settings: Settings, now: float) -> dict[str, Any]:
+    from batch_layer.recompute import boundary_history
+    from shared.views import VIEWS
+
+    history = boundary_history(settings)
+    views = {}
+    for name in VIEWS:
+        rows = history.get(name, [])
+        boundary = rows[-1][0] if rows else None
+        views[name] = {"boundary": boundary.isoformat() if boundary else None,
+                       "boundary_age_s": _age(boundary, now)}
+    return {"views": views}
+
+
+def layer_status(settings: Settings) -> dict[str, Any]:
+    now = time.time()
+    out: dict[str, Any] = {}
+    try:
+        ends: dict[int, int] | None = _end_offsets(settings)
+    except Exception as exc:  # noqa: BLE001 - reported, the rest still answers
+        ends, out["kafka_error"] = None, f"cannot read the topic's end offsets: {exc}"
+    parts: dict[str, Callable[[], dict[str, Any]]] = {
+        "speed": lambda: speed_status(settings, ends, now),
+        "batch": lambda: batch_status(settings, ends, now),
+        "serving": lambda: serving_status(settings, now),
+    }
+    for name, part in parts.items():
+        try:
+            out[name] = part()
+        except Exception as exc:  # noqa: BLE001 - one layer's error does not hide the others
+            out[name] = {"error": str(exc)}
+    return out

@@ -1,0 +1,57 @@
+"""infra.layers from local Delta tables (no Kafka: lags are then left out)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from concord.cli import _layer_lines
+from infra.layers import batch_status, serving_status
+from shared.config import Settings
+from shared.tables import BOUNDARIES, arrow_schema
+
+
+def test_batch_and_serving_status_from_the_ledger_and_boundaries(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    now = time.time()
+    at = datetime.fromtimestamp(now - 30, tz=UTC)
+    rows = [{"run_id": run, "topic": "trades", "kafka_partition": p, "start_offset": 0,
+             "end_offset": 100 * run, "status": status, "records": 100, "accepted": 90,
+             "rejected": 10, "duplicates": 4, "at": at}
+            for run in (1, 2) for p in (0, 1) for status in ("planned", "committed")]
+    write_deltalake(settings.table_uri("meta", "ingest_runs"), pa.Table.from_pylist(rows))
+    boundary = datetime.fromtimestamp(now - 600, tz=UTC).replace(microsecond=0)
+    write_deltalake(settings.table_uri("meta", "boundaries"), pa.Table.from_pylist(
+        [{"view_name": "bars_1m", "boundary": boundary - timedelta(minutes=5), "run_id": 1,
+          "raw_version": 1, "published_at": at},
+         {"view_name": "bars_1m", "boundary": boundary, "run_id": 2, "raw_version": 2,
+          "published_at": at}], schema=arrow_schema(BOUNDARIES)))
+
+    batch = batch_status(settings, {0: 250, 1: 200}, now)
+    assert batch["last_ingest_run"] == 2 and batch["last_run_records"] == 200
+    assert batch["last_run_reject_rate"] == 0.1
+    assert batch["kafka_lag"] == 50  # partition 0 ingested to 200 of 250
+    assert 29 <= batch["last_ingest_age_s"] <= 60
+    views = serving_status(settings, now)["views"]
+    assert views["bars_1m"]["boundary"] == boundary.isoformat()
+    assert 599 <= views["bars_1m"]["boundary_age_s"] <= 630
+    assert views["flow_5m"] == {"boundary": None, "boundary_age_s": None}
+
+    lines = _layer_lines({"speed": {"error": "boom"}, "batch": batch,
+                          "serving": {"views": views}})
+    assert "speed:   cannot tell: boom" in lines
+    assert any(ln.startswith("batch:   last ingest run 2 ") and "10.00% rejected" in ln
+               and "Kafka lag 50 messages" in ln for ln in lines)
+    assert "serving: flow_5m: no boundary yet (speed rows only)" in lines
+
+
+def test_nothing_yet_is_said_plainly(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    batch = batch_status(settings, None, time.time())
+    assert batch == {"last_ingest_run": None, "last_ingest_age_s": None}
+    assert _layer_lines({"speed": {"error": "x"}, "batch": batch, "serving": {"views": {}}})[1] \
+        == "batch:   no ingest run yet; Kafka lag unknown"
