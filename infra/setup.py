@@ -15,10 +15,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
-from infra.artifacts import ENGINES, TRINO_VERSION, engine_dir
+from infra.artifacts import CHARTS_VERSION, ENGINES, TRINO_VERSION, engine_dir
 from infra.java import JavaNotFoundError, Jdk, find_jdk, pypi_jdk_home
 from shared.config import Settings, load_settings
 
@@ -167,6 +168,34 @@ def _unpack_trino(folder: Path) -> None:
     (folder / f"trino-cli-{TRINO_VERSION}-executable.jar").rename(folder / "trino-cli.jar")
 
 
+def resolve_charts(settings: Settings) -> bool:
+    """The dashboard's chart library (npm lightweight-charts, standalone build); False
+    when already there. `npm pack` checks the package's integrity against the registry."""
+    dest = settings.artifacts / "dashboard"
+    js = dest / "lightweight-charts.js"
+    stamp = dest / ".stamp"
+    if js.is_file() and stamp.is_file() and stamp.read_text().strip() == CHARTS_VERSION:
+        return False
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SetupError("npm is not on PATH: install Node.js (Debian: apt-get install npm)")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([npm, "pack", f"lightweight-charts@{CHARTS_VERSION}", "--silent"],
+                              cwd=tmp, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SetupError(f"npm could not fetch lightweight-charts@{CHARTS_VERSION}: "
+                             f"{proc.stderr.strip()[-500:]}")
+        tarball = next(Path(tmp).glob("lightweight-charts-*.tgz"))
+        with tarfile.open(tarball) as tar:
+            member = tar.extractfile("package/dist/lightweight-charts.standalone.production.js")
+            if member is None:
+                raise SetupError(f"{tarball.name} has no standalone build")
+            js.write_bytes(member.read())
+    stamp.write_text(CHARTS_VERSION + "\n")
+    return True
+
+
 def main() -> int:
     settings = load_settings()
     settings.artifacts.mkdir(parents=True, exist_ok=True)
@@ -182,6 +211,11 @@ def main() -> int:
                 log(f"{engine}: resolved in {time.monotonic() - t0:.1f}s")
             else:
                 log(f"{engine}: up to date")
+        t0 = time.monotonic()
+        if resolve_charts(settings):
+            log(f"dashboard charts: fetched in {time.monotonic() - t0:.1f}s")
+        else:
+            log("dashboard charts: up to date")
     except (SetupError, subprocess.CalledProcessError) as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 1

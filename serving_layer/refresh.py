@@ -7,14 +7,21 @@ lake, then (re)creates the serving views:
   partials at or above it (serving_layer.trino_views.serving_view_sql);
 - serving.bars_5m, serving.bars_1h: rolled up from serving.bars_1m;
 - serving.spread_1m: per symbol and minute, the spread of closes across exchanges;
-- serving.ticker: the latest trade per exchange and symbol.
+- serving.ticker: the latest trade per exchange and symbol;
+- serving.boundaries: each view's current boundary (for readers of serving only).
 """
 
 from __future__ import annotations
 
 from infra.services import SCHEMAS, ensure_schemas
 from serving_layer.trino import query, register_table
-from serving_layer.trino_views import rollup_sql, serving_view_sql, spread_sql, ticker_sql
+from serving_layer.trino_views import (
+    boundaries_sql,
+    rollup_sql,
+    serving_view_sql,
+    spread_sql,
+    ticker_sql,
+)
 from shared.config import Settings
 from shared.tables import BOUNDARIES, batch_columns, ensure_table, speed_columns
 from shared.views import BARS_1M, VIEWS
@@ -45,6 +52,7 @@ def serving_views(settings: Settings) -> dict[str, str]:
     views["bars_1h"] = rollup_sql(bars, "1 HOUR")
     views["spread_1m"] = spread_sql(bars)
     views["ticker"] = ticker_sql(BARS_1M, cat)
+    views["boundaries"] = boundaries_sql(cat)
     return views
 
 

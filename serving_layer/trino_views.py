@@ -132,3 +132,11 @@ def ticker_sql(view: View, catalog: str = "lake") -> str:
         "from_unixtime_nanos(CAST(substr(max(close_key), 1, 15) AS BIGINT) * 1000000) AS ts "
         f"FROM {rows} GROUP BY exchange, symbol"
     )
+
+
+def boundaries_sql(catalog: str = "lake") -> str:
+    """`serving.boundaries`: each view's current boundary and when it was published, for
+    readers of the serving schema (the dashboard's desk role cannot read lake.meta)."""
+    return (f"SELECT view_name, max_by(boundary, run_id) AS boundary, "
+            f"max_by(published_at, run_id) AS published_at "
+            f"FROM {catalog}.meta.boundaries GROUP BY view_name")

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
         "desk; its password is read from $CONCORD_HOME/secrets/trino-users.json.",
     )
     catalog: str = Field(default="lake", description="Trino catalog of the Delta lake.")
+    dashboard_port: int = Field(default=8050, description="`concord dashboard` port "
+                                "(127.0.0.1 only).")
 
     # --- Spark ---------------------------------------------------------------------------
     spark_master: str = Field(

@@ -155,7 +155,8 @@ def test_served_views_equal_the_oracle_wherever_the_boundary_is(
     middle = sorted(one_book)[len(one_book) // 2]
     later = client.bars(some.exchange, some.symbol, start=middle, output="arrow")
     assert isinstance(later, pa.Table)
-    assert later.schema.field("vwap").type == pa.decimal128(18, 8)
+    vwap_type = later.schema.field("vwap").type
+    assert pa.types.is_decimal(vwap_type) and vwap_type.scale == 8  # exact, as Trino types it
     assert later.num_rows == len([w for w in one_book if w >= middle])
     assert len(client.bars(some.exchange, some.symbol, interval="1h")) == len(
         {k for k in _expected_rollup(trades, 3600) if k[:2] == (some.exchange, some.symbol)})

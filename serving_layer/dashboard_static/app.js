@@ -1,0 +1,134 @@
+// The desk's live page: polls /api/snapshot every second and draws it.
+"use strict";
+const params = new URLSearchParams(location.search);
+let exchange = params.get("exchange") || "binance";
+let symbol = params.get("symbol") || "BTC-USDT";
+const POLL_MS = Number(params.get("poll_ms") || 1000);
+
+const LC = LightweightCharts;
+const chartEl = document.getElementById("chart");
+const chart = LC.createChart(chartEl, {
+  autoSize: true,
+  layout: { background: { color: "#0f1419" }, textColor: "#d8dee4" },
+  grid: { vertLines: { color: "#1b2128" }, horzLines: { color: "#1b2128" } },
+  timeScale: { timeVisible: true, secondsVisible: false },
+});
+const candles = chart.addSeries(LC.CandlestickSeries, {});
+const volume = chart.addSeries(LC.HistogramSeries,
+  { priceFormat: { type: "volume" }, color: "#3d6e9e" }, 1);
+chart.panes()[1].setHeight(120);
+
+// What a test or a curious user can read without looking at pixels.
+const stats = document.body.dataset;
+let shownBook = "", lastBarKey = "", changes = [];
+
+function ago(seconds) {
+  if (seconds == null) return "never";
+  if (seconds < 90) return seconds.toFixed(1) + " s ago";
+  if (seconds < 5400) return (seconds / 60).toFixed(0) + " min ago";
+  return (seconds / 3600).toFixed(1) + " h ago";
+}
+
+function hhmm(epoch) {
+  return new Date(epoch * 1000).toISOString().slice(11, 16);
+}
+
+function drawHeader(s) {
+  const fresh = document.getElementById("freshness");
+  const age = s.newest_trade == null ? null : s.server_time - s.newest_trade;
+  fresh.textContent = ago(age);
+  fresh.className = "pill " + (age == null ? "dead" : age < 5 ? "fresh" : age < 60 ? "stale" : "dead");
+  fresh.dataset.ageS = age == null ? "" : age.toFixed(3);
+  const b = s.boundaries.find(r => r.view_name === "bars_1m");
+  const boundary = document.getElementById("boundary");
+  boundary.textContent = b ? hhmm(b.boundary) + " UTC (" + ago(s.server_time - b.boundary) + ")"
+                           : "none yet (all from the speed layer)";
+  const select = document.getElementById("book");
+  const books = s.board.map(r => r.exchange + ":" + r.symbol);
+  if (select.options.length !== books.length) {
+    select.innerHTML = "";
+    for (const k of books) select.add(new Option(k.replace(":", " "), k, false,
+                                                  k === exchange + ":" + symbol));
+  }
+}
+
+function drawChart(s) {
+  const bars = s.bars.map(r => ({ time: r.window_start, open: +r.open, high: +r.high,
+                                  low: +r.low, close: +r.close }));
+  const vols = s.bars.map(r => ({ time: r.window_start, value: +r.volume,
+                                  color: +r.close >= +r.open ? "#26a69a80" : "#ef535080" }));
+  const book = s.exchange + ":" + s.symbol;
+  if (book !== shownBook || bars.length < Number(chartEl.dataset.bars)) {
+    candles.setData(bars);
+    volume.setData(vols);
+    shownBook = book;
+  } else if (bars.length) {
+    // New and changed bars only: the last one (the current minute) moves as trades come.
+    const known = Number(chartEl.dataset.bars);
+    for (let i = Math.max(0, known - 1); i < bars.length; i++) {
+      candles.update(bars[i]);
+      volume.update(vols[i]);
+    }
+  }
+  chartEl.dataset.bars = String(bars.length);
+  if (bars.length && !stats.firstChartMs) {
+    stats.firstChartMs = performance.now().toFixed(0);
+  }
+  const last = s.bars[s.bars.length - 1];
+  const el = document.getElementById("current-bar");
+  if (!last) { el.textContent = "current bar: no bars in the last 3 hours"; return; }
+  el.textContent = `current bar ${hhmm(last.window_start)} UTC: open ${last.open} high ` +
+    `${last.high} low ${last.low} close ${last.close}, volume ${last.volume}, ` +
+    `${last.trade_count} trades, vwap ${last.vwap}`;
+  Object.assign(el.dataset, { window: last.window_start, close: last.close,
+                              count: last.trade_count });
+  const key = last.window_start + "/" + last.trade_count + "/" + last.close;
+  if (key !== lastBarKey) {
+    if (lastBarKey) changes.push(performance.now());
+    lastBarKey = key;
+    stats.barChanges = String(changes.length);
+    if (changes.length > 1) {
+      stats.updateIntervalMs = ((changes[changes.length - 1] - changes[0]) /
+                                (changes.length - 1)).toFixed(0);
+    }
+  }
+}
+
+function drawTables(s) {
+  const board = document.querySelector("#board tbody");
+  board.innerHTML = s.board.map(r =>
+    `<tr><td>${r.exchange} ${r.symbol}</td><td>${r.price}</td>` +
+    `<td>${ago(s.server_time - r.ts)}</td></tr>`).join("");
+  document.getElementById("spread-symbol").textContent = s.symbol;
+  const spread = document.querySelector("#spread tbody");
+  spread.innerHTML = s.spread.slice(-15).reverse().map(r =>
+    `<tr><td>${hhmm(r.window_start)}</td><td>${r.spread}</td><td>${r.exchanges}</td></tr>`
+  ).join("");
+}
+
+let generation = 0;  // a book change starts a new polling loop; the old one stops
+
+async function poll(mine = generation) {
+  if (mine !== generation) return;
+  try {
+    const resp = await fetch(`/api/snapshot?exchange=${encodeURIComponent(exchange)}` +
+                             `&symbol=${encodeURIComponent(symbol)}`);
+    const s = await resp.json();
+    if (!resp.ok) throw new Error(s.error || resp.statusText);
+    drawHeader(s); drawChart(s); drawTables(s);
+    document.getElementById("error").textContent = "";
+    stats.polls = String(Number(stats.polls || 0) + 1);
+  } catch (err) {
+    document.getElementById("error").textContent = "cannot refresh: " + err.message;
+  }
+  if (mine === generation) setTimeout(() => poll(mine), POLL_MS);
+}
+
+document.getElementById("book").addEventListener("change", ev => {
+  [exchange, symbol] = ev.target.value.split(":");
+  history.replaceState(null, "", `?exchange=${exchange}&symbol=${symbol}`);
+  lastBarKey = ""; changes = [];
+  generation += 1;
+  poll(generation);
+});
+poll();
