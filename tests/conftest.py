@@ -61,3 +61,13 @@ def artifact_dir() -> Path:
     path = Path(__file__).resolve().parents[1] / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def own_home(stack: Settings, root: Path, **overrides: object) -> Settings:
+    """The stack's settings with a CONCORD_HOME and lake of their own under `root` (for a
+    speed job's pid, status and checkpoints); the Trino credentials are the stack's."""
+    home = root / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "secrets").symlink_to(stack.home / "secrets")
+    return stack.model_copy(update={"home": home, "lake_uri": (root / "lake").as_uri(),
+                                    **overrides})

@@ -44,6 +44,7 @@ from shared.tables import arrow_schema, speed_columns
 from shared.views import BARS_1M, VIEWS
 from speed_layer import control
 from speed_layer.maintenance import keep_from
+from tests.conftest import own_home
 from tests.duckdb_oracle import duckdb_rows
 from tests.oracle import accepted
 
@@ -133,9 +134,8 @@ class Reader(threading.Thread):
 def test_layers_agree_with_duckdb_while_the_boundary_moves_and_reconcile_explains(
     stack: Settings, spark: SparkSession, unique: str, tmp_path: Path
 ) -> None:
-    settings = stack.model_copy(update={
-        "home": tmp_path / "home", "lake_uri": (tmp_path / "lake").as_uri(),
-        "topic": f"e2e-lambda-{unique}", "batch_lateness_s": 20, "speed_retention_s": 0})
+    settings = own_home(stack, tmp_path, topic=f"e2e-lambda-{unique}", batch_lateness_s=20,
+                        speed_retention_s=0)
     ensure_topic(settings, settings.topic, 2)
     messages = list(itertools.islice(Market(CONFIG).messages(), PHASES * PER_PHASE))
     job = BatchRun(settings, spark)

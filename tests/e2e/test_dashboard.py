@@ -1,0 +1,105 @@
+"""The desk's dashboard in headless Chromium, with trades flowing through the speed layer.
+
+A live generated stream goes through the real speed job; `concord dashboard` serves the
+page; Chromium (Debian's package, installed by infra/run_tests.sh) loads it, in real
+time over the DevTools protocol (infra.browser). The chart
+renders (candles drawn on canvases), the current bar changes while the page is open,
+the freshness indicator and the board are filled, and a screenshot is kept in
+test-artifacts/dashboard.png.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.browser import Browser
+from infra.processes import free_port
+from infra.services import ensure_topic
+from producers.market import MarketConfig
+from producers.produce import ProduceReport, generated, produce
+from serving_layer.refresh import refresh
+from shared.config import Settings
+from speed_layer import control
+from tests.conftest import own_home
+
+pytestmark = pytest.mark.e2e
+CONCORD = str(Path(sys.executable).with_name("concord"))
+BOOK = ("binance", "BTC-USDT")
+
+
+def _snapshot(port: int) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}/api/snapshot?exchange={BOOK[0]}&symbol={BOOK[1]}"
+    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - local server
+        body: dict[str, Any] = json.loads(resp.read())
+        return body
+
+
+def test_dashboard_renders_and_the_current_bar_moves(
+    stack: Settings, unique: str, tmp_path: Path, artifact_dir: Path
+) -> None:
+    settings = own_home(stack, tmp_path, topic=f"e2e-dash-{unique}")
+    ensure_topic(settings, settings.topic, 2)
+    refresh(settings)
+    print(control.start(settings))
+    done = threading.Event()
+
+    def stream() -> None:
+        records = generated(MarketConfig(seed=21), count=None, duration_s=240, live=True)
+        produce(settings, itertools.takewhile(lambda _: not done.is_set(), records),
+                rate=150, report=ProduceReport(), progress=None)
+
+    port = free_port()
+    producer = threading.Thread(target=stream, daemon=True)
+    producer.start()
+    env = {**os.environ, **settings.as_env()}
+    server = subprocess.Popen([CONCORD, "dashboard", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if _snapshot(port)["bars"]:
+                    break
+            except OSError:
+                pass
+            time.sleep(2)
+        else:
+            pytest.fail("the dashboard never served a bar of the live book")
+        url = f"http://127.0.0.1:{port}/?exchange={BOOK[0]}&symbol={BOOK[1]}"
+        with Browser() as browser:
+            browser.open(url)
+            # The chart renders: candles drawn (canvases), the book's bars loaded.
+            browser.wait_for("Number(document.getElementById('chart').dataset.bars) > 0", 60)
+            assert browser.evaluate("document.querySelectorAll('#chart canvas').length") >= 2
+            first = browser.evaluate("({...document.getElementById('current-bar').dataset})")
+            # The current bar changes while trades flow and the page stays open.
+            browser.wait_for("Number(document.body.dataset.barChanges || 0) >= 2", 90)
+            now = browser.evaluate("({...document.getElementById('current-bar').dataset})")
+            assert (now["window"], now["count"], now["close"]) != (
+                first["window"], first["count"], first["close"])
+            age = float(browser.evaluate("document.getElementById('freshness').dataset.ageS"))
+            assert age < 60  # the freshness indicator: trades are flowing
+            board = browser.evaluate("document.querySelector('#board tbody').innerText")
+            assert f"{BOOK[0]} {BOOK[1]}" in board
+            assert "UTC" in browser.evaluate("document.getElementById('boundary').innerText") \
+                or "none yet" in browser.evaluate("document.getElementById('boundary').innerText")
+            shot = artifact_dir / "dashboard.png"
+            browser.screenshot(shot)
+            assert shot.stat().st_size > 10_000
+    finally:
+        done.set()
+        server.terminate()
+        server.wait(timeout=30)
+        print(control.stop(settings))
+        producer.join(timeout=30)
