@@ -356,7 +356,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     demo.start(settings, rate=args.rate, every_s=args.every)
     print(demo.INSTRUCTIONS.format(
         kafka=settings.bootstrap_servers, topic=settings.topic, rate=args.rate,
-        every=args.every, trino=settings.trino_endpoint,
+        every=args.every, trino=settings.trino_endpoint, dashboard_port=settings.dashboard_port,
         views=", ".join(serving_views(settings)),
         logs=settings.log_dir, concord=demo.concord_command()))
     return 0

@@ -33,6 +33,11 @@ def batch_service(settings: Settings) -> Service:
     return Service("batch-loop", settings.run_dir, settings.log_dir / "batch" / "loop.log", ())
 
 
+def dashboard_service(settings: Settings) -> Service:
+    return Service("dashboard", settings.run_dir, settings.log_dir / "demo" / "dashboard.log",
+                   (settings.dashboard_port,))
+
+
 def _concord(*args: str) -> list[str]:
     return [sys.executable, "-m", "concord.cli", *args]
 
@@ -54,6 +59,7 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int = BATCH_EVE
             "--jitter-ms", "1500", "--late-fraction", "0.005", "--duplicate-fraction", "0.01",
             "--malformed-fraction", "0.005")),
         (batch_service(settings), _concord("batch", "run", "--every", str(every_s))),
+        (dashboard_service(settings), _concord("dashboard")),
     ):
         if (pid := svc.pid()) is not None:
             say(f"{svc.name}: already running (pid {pid})")
@@ -82,7 +88,8 @@ def stop(settings: Settings) -> list[str]:
     """Stop the demo's processes (stream, batch loop, speed job); their names."""
     from speed_layer import control
 
-    stopped = [s.name for s in (stream_service(settings), batch_service(settings)) if s.stop()]
+    stopped = [s.name for s in (stream_service(settings), batch_service(settings),
+                                dashboard_service(settings)) if s.stop()]
     if control.service(settings).pid() is not None:
         control.stop(settings)
         stopped.append("speed")
@@ -95,6 +102,7 @@ Concord is running:
   speed layer (Flink)  -> lake.speed.*        `{concord} speed status`
   batch layer (Spark)  -> lake.raw.*, lake.batch.*, every {every} s
   serving layer (Trino {trino}) -> lake.serving.*: {views}
+  dashboard            http://127.0.0.1:{dashboard_port}/?exchange=binance&symbol=BTC-USDT
 
 Try:
   {concord} query "SELECT * FROM lake.serving.ticker ORDER BY exchange, symbol"
@@ -102,9 +110,10 @@ Try:
                  FROM lake.serving.bars_1m WHERE exchange = 'binance' AND symbol = 'BTC-USDT'
                  ORDER BY window_start DESC LIMIT 10"
   {concord} query "SELECT * FROM lake.serving.spread_1m ORDER BY window_start DESC LIMIT 10"
-  {concord} query "SELECT view_name, max(boundary) FROM lake.meta.boundaries GROUP BY 1"
+  {concord} query "SELECT * FROM lake.serving.boundaries"
+  {concord} sql                (the Trino CLI; roles and passwords: README "Who may do what")
   {concord} reconcile          (speed vs batch, every window both cover)
-  {concord} status             (Kafka and Trino health)
+  {concord} status             (health, and each layer's lag, last run, boundary)
 
 Logs: {logs}
 Stop everything: make down

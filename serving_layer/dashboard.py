@@ -154,10 +154,15 @@ def make_handler(snapshots: Snapshots, settings: Settings) -> type[BaseHTTPReque
     return Handler
 
 
+class DashboardServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, snapshots: Snapshots, settings: Settings) -> None:
+        super().__init__(("127.0.0.1", port), make_handler(snapshots, settings))
+        self.snapshots = snapshots
+
+
 def serve(settings: Settings, *, port: int = 8050, user: str = "desk",
-          refresh_s: float = 1.0) -> ThreadingHTTPServer:
+          refresh_s: float = 1.0) -> DashboardServer:
     """The dashboard's HTTP server on 127.0.0.1:`port` (not started: call serve_forever)."""
-    snapshots = Snapshots(settings, user, refresh_s)
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(snapshots, settings))
-    server.daemon_threads = True
-    return server
+    return DashboardServer(port, Snapshots(settings, user, refresh_s), settings)
