@@ -125,7 +125,10 @@ def make_handler(snapshots: Snapshots, settings: Settings) -> type[BaseHTTPReque
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the viewer left (closed the tab) while we answered
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             url = urlparse(self.path)
