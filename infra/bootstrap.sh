@@ -29,8 +29,10 @@ else
   .venv/bin/python -m pip install --quiet -c requirements.lock -e ".[dev]"
   # apache-beam (pulled in by apache-flink for Python UDF workers) caps pyarrow < 17,
   # while PySpark 4.2's Arrow path (mapInArrow, used by the batch ingest) needs >= 18.
-  # apache-flink itself allows < 21. Our Flink jobs are SQL only; the Flink integration
-  # tests prove that path with this pyarrow. So: override beam's cap, deliberately.
+  # apache-flink itself allows < 21. The speed layer's contract UDF exchanges Arrow
+  # batches with Flink's Python worker; its integration tests (test_contract_engines,
+  # test_speed_pipeline, test_speed_job) prove that path with this pyarrow. So: override
+  # beam's cap, deliberately.
   .venv/bin/python -m pip install --quiet --no-deps "$(grep '^pyarrow==' requirements.override)"
   echo "$want" > "$stamp"
 fi
