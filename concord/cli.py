@@ -69,7 +69,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from infra.services import status
 
     rows = status(settings)
-    layers = layer_status(settings)
+    layers = layer_status(settings, kafka_up=all(
+        r["healthy"] for r in rows if r["component"] == "kafka"))
     if args.json:
         print(json.dumps({"components": rows, "layers": layers}, indent=2, default=str))
     else:
@@ -583,5 +584,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The `concord` executable: main(), then exit without the interpreter's teardown.
+
+    Arrow's and delta-rs's native thread pools can still be alive when Python tears
+    itself down, and then abort the process ("terminate called without an active
+    exception", exit 134) after the command has finished and printed (delta-io/delta-rs
+    #2184; seen here with `concord status`, intermittently). Every command has released
+    what it holds by now (Spark stopped, producers flushed), so: flush and leave.
+    """
+    import logging
+
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

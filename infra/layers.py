@@ -114,13 +114,19 @@ def serving_status(settings: Settings, now: float) -> dict[str, Any]:
     return {"views": views}
 
 
-def layer_status(settings: Settings) -> dict[str, Any]:
+def layer_status(settings: Settings, *, kafka_up: bool = True) -> dict[str, Any]:
+    """Every layer's figures; with `kafka_up` false (the caller found the broker down)
+    the lags are left out at once instead of after a bootstrap timeout."""
     now = time.time()
     out: dict[str, Any] = {}
-    try:
-        ends: dict[int, int] | None = _end_offsets(settings)
-    except Exception as exc:  # noqa: BLE001 - reported, the rest still answers
-        ends, out["kafka_error"] = None, f"cannot read the topic's end offsets: {exc}"
+    ends: dict[int, int] | None = None
+    if not kafka_up:
+        out["kafka_error"] = "Kafka is down: lags unknown"
+    else:
+        try:
+            ends = _end_offsets(settings)
+        except Exception as exc:  # noqa: BLE001 - reported, the rest still answers
+            out["kafka_error"] = f"cannot read the topic's end offsets: {exc}"
     parts: dict[str, Callable[[], dict[str, Any]]] = {
         "speed": lambda: speed_status(settings, ends, now),
         "batch": lambda: batch_status(settings, ends, now),

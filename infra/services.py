@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.request
@@ -117,6 +118,12 @@ def kafka_ready(settings: Settings) -> bool:
     """Real readiness: the broker answers a metadata request."""
     from kafka import KafkaAdminClient
 
+    # No listener at all: say so now, not after the client's 30 s bootstrap timeout.
+    host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError:
+        return False
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=3000,
         client_id="concord-probe",
