@@ -399,7 +399,7 @@ def cmd_speed(settings: Settings, args: argparse.Namespace) -> int:
     from speed_layer import control
 
     if args.speed_command == "start":
-        print(control.start(settings))
+        print(control.start(settings, drop_unmatched_state=args.drop_unmatched_state))
     elif args.speed_command == "stop":
         print(control.stop(settings))
     else:
@@ -516,8 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="topic (default: CONCORD_TOPIC)")
     speed = add("speed", lambda s, a: 2, "speed layer (the Flink job)")
     speed_sub = speed.add_subparsers(dest="speed_command", required=True)
-    add("start", cmd_speed, "start the speed job detached (resumes from its last checkpoint)",
-        speed_sub)
+    p = add("start", cmd_speed, "start the speed job detached (resumes from its last "
+            "checkpoint)", speed_sub)
+    p.add_argument("--drop-unmatched-state", action="store_true",
+                   help="after an upgrade changed the pipeline: restore what still matches "
+                   "the newest checkpoint, start the rest empty")
     add("stop", cmd_speed, "stop the speed job (checkpoints are kept)", speed_sub)
     p = add("status", cmd_speed, "is the speed job running; its Flink job, last checkpoint",
             speed_sub)

@@ -50,7 +50,7 @@ def _age(moment: datetime | float | None, now: float) -> float | None:
     if moment is None:
         return None
     stamp = moment.timestamp() if isinstance(moment, datetime) else moment
-    return round(now - stamp, 1)
+    return round(max(0.0, now - stamp), 1)  # a file written since `now` was taken: 0
 
 
 def speed_status(settings: Settings, ends: dict[int, int] | None, now: float) -> dict[str, Any]:

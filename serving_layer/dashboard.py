@@ -40,7 +40,7 @@ HISTORY_MINUTES = 180
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # plain digits, never 0E-8
     if isinstance(value, datetime):
         return value.astimezone(UTC).timestamp()
     return value

@@ -6,11 +6,12 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from infra.processes import Service
+from infra.processes import Service, ServiceError
 from shared.config import REPO_ROOT, Settings
-from speed_layer.job import latest_checkpoint, status_file
+from speed_layer.job import DROP_UNMATCHED_FLAG, latest_checkpoint, status_file
 
 START_TIMEOUT_S = 180.0
 
@@ -27,18 +28,46 @@ def _clean(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if not k.startswith(private)}
 
 
-def start(settings: Settings) -> str:
+PLAN_CHANGED = "Cannot map checkpoint/savepoint state"
+
+
+def start(settings: Settings, *, drop_unmatched_state: bool = False) -> str:
     svc = service(settings)
     if (pid := svc.pid()) is not None:
         return f"speed job already running (pid {pid})"
     status_file(settings).unlink(missing_ok=True)
     env = {**_clean(os.environ), **settings.as_env()}
-    pid = svc.start([sys.executable, "-m", "speed_layer.job"], env=env, cwd=REPO_ROOT,
-                    ready=lambda: status_file(settings).exists(), timeout_s=START_TIMEOUT_S)
+    cmd = [sys.executable, "-m", "speed_layer.job"]
+    if drop_unmatched_state:
+        cmd.append(DROP_UNMATCHED_FLAG)
+    try:
+        pid = svc.start(cmd, env=env, cwd=REPO_ROOT,
+                        ready=lambda: status_file(settings).exists(), timeout_s=START_TIMEOUT_S)
+    except ServiceError as exc:
+        if PLAN_CHANGED in str(exc) or PLAN_CHANGED in _log_tail(svc.log_file):
+            raise ServiceError(
+                f"the speed pipeline changed since its newest checkpoint "
+                f"({latest_checkpoint(settings)}): an upgrade or a new view. "
+                "`concord speed start --drop-unmatched-state` starts it from there anyway: "
+                "state that still matches is restored, the rest (e.g. the dedupe state) "
+                "starts empty and the Kafka source resumes from the offsets of the last "
+                "checkpoint; duplicates within the dedupe horizon around the restart may "
+                "then be counted twice (`concord reconcile` shows them, the next batch "
+                "run corrects the serving views).") from exc
+        raise
     info = json.loads(status_file(settings).read_text())
     origin = f"resumed from {info['restored_from']}" if info["restored_from"] else "fresh start"
     return (f"speed job started (pid {pid}, Flink job {info['job_id']}, {origin}); "
             f"log {svc.log_file}")
+
+
+def _log_tail(path: Path, size: int = 200_000) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def stop(settings: Settings) -> str:

@@ -23,11 +23,14 @@ def kafka_source_ddl(
     group_id: str,
     value_format: str = "json",
     bounded: bool = False,
+    resume_group: bool = False,
     extra: Mapping[str, str] | None = None,
 ) -> str:
     """CREATE TEMPORARY TABLE for a Kafka topic read from the earliest offset.
 
     `bounded` stops at the offsets that are latest when the job starts (batch-like runs).
+    `resume_group`: without checkpointed offsets, start where `group_id` last committed
+    (Flink commits on each completed checkpoint), the earliest offset if it never did.
     """
     options = {
         "connector": "kafka",
@@ -35,7 +38,8 @@ def kafka_source_ddl(
         "properties.bootstrap.servers": bootstrap,
         "properties.group.id": group_id,
         "properties.isolation.level": "read_committed",
-        "scan.startup.mode": "earliest-offset",
+        "scan.startup.mode": "group-offsets" if resume_group else "earliest-offset",
+        **({"properties.auto.offset.reset": "earliest"} if resume_group else {}),
         "format": value_format,
         **({"scan.bounded.mode": "latest-offset"} if bounded else {}),
         **(extra or {}),

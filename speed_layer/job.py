@@ -29,6 +29,7 @@ from speed_layer.maintenance import compact
 from speed_layer.pipeline import build, committers, rejects_topic, view_topic
 
 GROUP_ID = "concord-speed"
+DROP_UNMATCHED_FLAG = "--drop-unmatched-state"
 COMPACT_MIN_FILES = 8
 
 
@@ -80,6 +81,11 @@ def main() -> int:
     restored = latest_checkpoint(settings)
     if restored is not None:
         conf.set("execution.state-recovery.path", restored.resolve().as_uri())
+        if DROP_UNMATCHED_FLAG in sys.argv[1:]:
+            # The pipeline changed (an upgrade, a new view): operators without a match
+            # in the checkpoint start empty; the Kafka source then resumes from the
+            # offsets the job committed on its last checkpoint (pipeline.build).
+            conf.set("execution.state-recovery.ignore-unclaimed-state", "true")
     result = build(t_env, settings, views, group_id=GROUP_ID).execute()
     client = result.get_job_client()
     assert client is not None

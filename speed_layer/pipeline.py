@@ -63,7 +63,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
     t_env.execute_sql(kafka_source_ddl(
         "trades_raw", "`value` BYTES, proc AS PROCTIME()",
         topic=source_topic, bootstrap=settings.bootstrap_servers, group_id=group_id,
-        value_format="raw",
+        value_format="raw", resume_group=True,
     ))
     t_env.execute_sql("CREATE TEMPORARY VIEW trades_parsed AS "
                       + contract_udf.parsed_sql("trades_raw", keep=("proc",)))
