@@ -220,8 +220,15 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     else:
         if args.format != "concord":
             raise ValueError("--format applies to --file input; the generator speaks concord")
+        # A live stream is seeded from the clock unless told otherwise: a restarted one
+        # must not send the trade ids of an earlier one again (the batch layer would
+        # rightly reject them all as duplicates).
+        seed = args.seed if args.seed is not None else (
+            time.time_ns() % 2**63 if args.live else 42)
+        if args.live and args.seed is None:
+            print(f"produce: live stream, seed {seed}", file=sys.stderr)
         config = MarketConfig(
-            seed=args.seed, jitter_ms=args.jitter_ms, late_fraction=args.late_fraction,
+            seed=seed, jitter_ms=args.jitter_ms, late_fraction=args.late_fraction,
             duplicate_fraction=args.duplicate_fraction,
             malformed_fraction=args.malformed_fraction,
         )
@@ -506,7 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration", type=float, help="seconds to run")
     gen.add_argument("--count", type=int, help="messages to send (default 10000 unless "
                      "--duration)")
-    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--seed", type=int, help="generator seed (default 42; with --live, "
+                     "from the clock, so a new stream never repeats an earlier one's ids)")
     gen.add_argument("--live", action="store_true",
                      help="event times follow the wall clock (a live market); needs --rate")
     gen.add_argument("--jitter-ms", type=int, default=0, help="out-of-order event-time jitter")
