@@ -28,31 +28,21 @@ import time
 from pathlib import Path
 
 from infra.processes import free_port
-from infra.services import down, ensure_topic, up
+from infra.services import down, ensure_topic, group_lag, up
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
-from serving_layer.reconcile import committed_offsets
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect
 from shared.config import Settings
 from speed_layer import control
+from speed_layer.job import GROUP_ID
 
-GROUP = "concord-speed"
 WARM_UP_S = 30
 
 
 def lag(settings: Settings) -> int:
     """Messages of the trades topic the speed job has not committed yet (all partitions)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    committed = committed_offsets(settings, GROUP, settings.topic) or {}
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
-    try:
-        parts = consumer.partitions_for_topic(settings.topic) or set()
-        ends = consumer.end_offsets([TopicPartition(settings.topic, p) for p in parts])
-        return sum(end - committed.get(tp.partition, 0) for tp, end in ends.items())
-    finally:
-        consumer.close()
+    return group_lag(settings, GROUP_ID, settings.topic)
 
 
 def pct(values: list[float], q: float) -> float:

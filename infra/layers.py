@@ -18,23 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from infra.services import end_offsets
 from shared.config import Settings
 
-SPEED_GROUP = "concord-speed"  # speed_layer.job.GROUP_ID
 REJECTS_WINDOW = timedelta(minutes=5)
-
-
-def _end_offsets(settings: Settings) -> dict[int, int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                             request_timeout_ms=5000)
-    try:
-        parts = consumer.partitions_for_topic(settings.topic) or set()
-        ends = consumer.end_offsets([TopicPartition(settings.topic, p) for p in parts])
-        return {tp.partition: int(o) for tp, o in ends.items()}
-    finally:
-        consumer.close()
 
 
 def _rows(uri: str) -> list[dict[str, Any]]:
@@ -54,8 +41,9 @@ def _age(moment: datetime | float | None, now: float) -> float | None:
 
 
 def speed_status(settings: Settings, ends: dict[int, int] | None, now: float) -> dict[str, Any]:
-    from serving_layer.reconcile import committed_offsets
+    from infra.services import committed_offsets
     from speed_layer import control
+    from speed_layer.job import GROUP_ID
 
     job = control.status(settings)
     out: dict[str, Any] = {"running": job["running"], "pid": job["pid"]}
@@ -67,7 +55,7 @@ def speed_status(settings: Settings, ends: dict[int, int] | None, now: float) ->
 
         out["checkpoint_age_s"] = _age((Path(chk) / "_metadata").stat().st_mtime, now)
     if ends is not None:
-        committed = committed_offsets(settings, SPEED_GROUP, settings.topic) or {}
+        committed = committed_offsets(settings, GROUP_ID, settings.topic) or {}
         out["kafka_lag"] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
     since = datetime.fromtimestamp(now, tz=UTC) - REJECTS_WINDOW
     rejects = [r for r in _rows(settings.table_uri("speed", "contract_rejects"))
@@ -124,7 +112,7 @@ def layer_status(settings: Settings, *, kafka_up: bool = True) -> dict[str, Any]
         out["kafka_error"] = "Kafka is down: lags unknown"
     else:
         try:
-            ends = _end_offsets(settings)
+            ends = end_offsets(settings, settings.topic)
         except Exception as exc:  # noqa: BLE001 - reported, the rest still answers
             out["kafka_error"] = f"cannot read the topic's end offsets: {exc}"
     parts: dict[str, Callable[[], dict[str, Any]]] = {

@@ -154,6 +154,42 @@ def ensure_topic(settings: Settings, topic: str, partitions: int) -> bool:
         admin.close()
 
 
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The next offset to be written per partition of `topic`."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                             request_timeout_ms=5000)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: int(o) for tp, o in ends.items()}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int] | None:
+    """The offsets `group` committed on `topic`, per partition; None when it has none."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
+                             enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        found = {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(parts)}
+    finally:
+        consumer.close()
+    out = {p: int(o) for p, o in found.items() if o is not None}
+    return out or None
+
+
+def group_lag(settings: Settings, group: str, topic: str) -> int:
+    """Messages of `topic` past what `group` committed (all partitions)."""
+    committed = committed_offsets(settings, group, topic) or {}
+    return sum(max(0, end - committed.get(p, 0))
+               for p, end in end_offsets(settings, topic).items())
+
+
 def start_kafka(settings: Settings) -> int:
     props = _kafka_config(settings)
     _format_kafka_storage(settings, props)

@@ -361,21 +361,6 @@ class Reconciler:
         return report
 
 
-def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int] | None:
-    """The offsets `group` committed on `topic`, per partition; None when it has none."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
-                             enable_auto_commit=False)
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        found = {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(parts)}
-    finally:
-        consumer.close()
-    out = {p: int(o) for p, o in found.items() if o is not None}
-    return out or None
-
-
 def _measures(row: dict[str, Any] | None) -> dict[str, Any] | None:
     """A Difference's side back to exact values (decimals are kept as text there)."""
     if not row:
@@ -400,8 +385,8 @@ class _Window:
 
 
 class _KafkaView:
-    """What reconcile needs from Kafka: the speed job's committed offsets, the messages no
-    batch ingest has read yet, and a message's timestamp by offset."""
+    """What reconcile needs from Kafka: the messages no batch ingest has read yet, and a
+    message's timestamp by offset."""
 
     TAIL_LIMIT = 5_000_000
 
