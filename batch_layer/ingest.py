@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,17 @@ def parse_records(records: DataFrame) -> DataFrame:
         *(pick(name, sql) for name, sql in VERDICT_FIELDS),
     )
     return parsed
+
+
+def ingested_until(ledger: Iterable[Mapping[str, Any]]) -> dict[int, int]:
+    """Per partition, the offset where the next run starts: the end of the last committed
+    run in `ledger` (rows of lake.meta.ingest_runs of one topic)."""
+    last_end: dict[int, int] = {}
+    for r in ledger:
+        if r["status"] == "committed":
+            p = int(r["kafka_partition"])
+            last_end[p] = max(last_end.get(p, 0), int(r["end_offset"]))
+    return last_end
 
 
 @dataclass
@@ -211,11 +223,7 @@ class Ingest:
             ranges = {r["kafka_partition"]: PartitionCounts(r["start_offset"], r["end_offset"])
                       for r in planned if r["run_id"] == run_id}
             return run_id, ranges, True
-        last_end: dict[int, int] = {}
-        for r in ledger:
-            if r["status"] == "committed":
-                p = r["kafka_partition"]
-                last_end[p] = max(last_end.get(p, 0), r["end_offset"])
+        last_end = ingested_until(ledger)
         begin, end = self._kafka_offsets()
         ranges = {}
         for p, latest in end.items():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from infra.browser import Browser
 from infra.processes import free_port
-from infra.services import down, ensure_topic, up
+from infra.services import down, ensure_topic, private_settings, up
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
 from serving_layer.dashboard import serve
@@ -98,9 +98,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(home=Path(home), kafka_port=free_port(),
-                            kafka_controller_port=free_port(), trino_port=free_port(),
-                            trino_https_port=free_port())
+        settings = private_settings(Path(home))
         done = threading.Event()
         try:
             up(settings)

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from infra.processes import free_port, rss_bytes
-from infra.services import down, kafka_service, trino_service, up
-from shared.config import REPO_ROOT, Settings
+from infra.processes import rss_bytes
+from infra.services import down, kafka_service, private_settings, trino_service, up
+from shared.config import REPO_ROOT
 
 MiB = 2**20
 
@@ -60,10 +60,7 @@ def main() -> None:
     print(f"setup warm (everything present): {timed_setup(dict(os.environ)):.1f} s", flush=True)
 
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(
-            home=Path(home), kafka_port=free_port(), kafka_controller_port=free_port(),
-            trino_port=free_port(), trino_https_port=free_port(),
-        )
+        settings = private_settings(Path(home))
         try:
             report = up(settings)
             print(f"concord up, fresh home, to healthy: {report.seconds:.1f} s", flush=True)

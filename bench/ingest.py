@@ -18,11 +18,9 @@ from pathlib import Path
 
 from batch_layer.ingest import Ingest
 from infra.engines import spark_session
-from infra.processes import free_port
-from infra.services import down, ensure_topic, up
+from infra.services import down, ensure_topic, private_settings, up
 from producers.market import Market, MarketConfig
 from producers.produce import ProduceReport, produce
-from shared.config import Settings
 
 CONFIG = MarketConfig(seed=11, jitter_ms=500, late_fraction=0.01, duplicate_fraction=0.01,
                       malformed_fraction=0.01)
@@ -35,10 +33,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
 
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(home=Path(home), kafka_port=free_port(),
-                            kafka_controller_port=free_port(), trino_port=free_port(),
-                            trino_https_port=free_port(),
-                            spark_driver_memory="2g")
+        settings = private_settings(Path(home), spark_driver_memory="2g")
         try:
             up(settings)
             spark = spark_session(settings, "bench-ingest")

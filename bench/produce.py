@@ -16,11 +16,9 @@ import time
 import uuid
 from pathlib import Path
 
-from infra.processes import free_port
-from infra.services import down, ensure_topic, up
+from infra.services import down, ensure_topic, private_settings, up
 from producers.market import Market, MarketConfig
 from producers.produce import ProduceReport, produce
-from shared.config import Settings
 
 CONFIG = MarketConfig(seed=7, jitter_ms=500, late_fraction=0.01, duplicate_fraction=0.01,
                       malformed_fraction=0.01)
@@ -43,9 +41,7 @@ def main() -> None:
     print(f"generator alone: {n / gen_s:,.0f} msg/s ({n:,} messages)", flush=True)
 
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(home=Path(home), kafka_port=free_port(),
-                            kafka_controller_port=free_port(), trino_port=free_port(),
-                            trino_https_port=free_port())
+        settings = private_settings(Path(home))
         try:
             up(settings)
             for client in ("kafka-python", "confluent-kafka"):

@@ -38,8 +38,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from infra.processes import free_port
-from infra.services import down, up
+from infra.services import down, private_settings, up
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect, query
 from shared.config import Settings
@@ -331,9 +330,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(home=Path(home), kafka_port=free_port(),
-                            kafka_controller_port=free_port(), trino_port=free_port(),
-                            trino_https_port=free_port())
+        settings = private_settings(Path(home))
         try:
             newest = build_lake(settings, args.days, args.speed_commits)
             since = newest - timedelta(hours=1)

@@ -27,8 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from infra.processes import free_port
-from infra.services import down, ensure_topic, group_lag, up
+from infra.services import down, ensure_topic, group_lag, private_settings, up
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
 from serving_layer.refresh import refresh
@@ -184,9 +183,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(home=Path(home), kafka_port=free_port(),
-                            kafka_controller_port=free_port(), trino_port=free_port(),
-                            trino_https_port=free_port())
+        settings = private_settings(Path(home))
         try:
             up(settings)
             ensure_topic(settings, settings.topic, settings.topic_partitions)

@@ -118,12 +118,10 @@ def _layer_lines(layers: dict[str, Any]) -> list[str]:
         out.append(f"batch:   no ingest run yet; {lag(batch)}")
     else:
         rate = batch.get("last_run_reject_rate")
+        what = ("no messages" if rate is None else
+                f"{batch['last_run_records']:,} messages, {rate:.2%} rejected or duplicate")
         out.append(f"batch:   last ingest run {batch['last_ingest_run']} "
-                   f"{_ago(batch['last_ingest_age_s'])} ({batch['last_run_records']:,} "
-                   f"messages, {rate:.2%} rejected or duplicate); {lag(batch)}"
-                   if rate is not None else
-                   f"batch:   last ingest run {batch['last_ingest_run']} "
-                   f"{_ago(batch['last_ingest_age_s'])} (no messages); {lag(batch)}")
+                   f"{_ago(batch['last_ingest_age_s'])} ({what}); {lag(batch)}")
     serving = layers["serving"]
     if "error" in serving:
         out.append(f"serving: cannot tell: {serving['error']}")

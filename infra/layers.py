@@ -65,6 +65,8 @@ def speed_status(settings: Settings, ends: dict[int, int] | None, now: float) ->
 
 
 def batch_status(settings: Settings, ends: dict[int, int] | None, now: float) -> dict[str, Any]:
+    from batch_layer.ingest import ingested_until
+
     ledger = [r for r in _rows(settings.table_uri("meta", "ingest_runs"))
               if r["topic"] == settings.topic and r["status"] == "committed"]
     out: dict[str, Any] = {"last_ingest_run": None, "last_ingest_age_s": None}
@@ -80,10 +82,7 @@ def batch_status(settings: Settings, ends: dict[int, int] | None, now: float) ->
                                   if records else None),
         )
     if ends is not None:
-        read: dict[int, int] = {}
-        for r in ledger:
-            read[int(r["kafka_partition"])] = max(read.get(int(r["kafka_partition"]), 0),
-                                                  int(r["end_offset"]))
+        read = ingested_until(ledger)
         out["kafka_lag"] = sum(max(0, end - read.get(p, 0)) for p, end in ends.items())
     return out
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,7 +21,7 @@ from typing import Any
 
 from infra import artifacts
 from infra.java import java17, java_for_trino
-from infra.processes import Service, ServiceError, rss_bytes
+from infra.processes import Service, ServiceError, free_port, port_in_use, rss_bytes
 from infra.security import trino_security_config, write_private
 from shared.config import Settings
 
@@ -120,9 +119,7 @@ def kafka_ready(settings: Settings) -> bool:
 
     # No listener at all: say so now, not after the client's 30 s bootstrap timeout.
     host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-    except OSError:
+    if not port_in_use(int(port), host):
         return False
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=3000,
@@ -303,6 +300,15 @@ def ensure_schemas(settings: Settings) -> None:
                 f"WITH (location = '{location}')"
             )
             cur.fetchall()
+
+
+def private_settings(home: Path, **overrides: Any) -> Settings:
+    """Settings for a stack of its own: `home` as CONCORD_HOME and a free port for each of
+    Kafka's and Trino's listeners, so it never collides with a demo or another stack
+    (tests and benchmarks)."""
+    ports = {"kafka_port": free_port(), "kafka_controller_port": free_port(),
+             "trino_port": free_port(), "trino_https_port": free_port()}
+    return Settings(home=home, **{**ports, **overrides})
 
 
 # --- the stack ---------------------------------------------------------------------------

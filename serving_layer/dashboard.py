@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pyarrow as pa
+
 from infra.artifacts import charts_js
-from serving_layer.trino import connect
+from serving_layer.client import Client
 from shared.config import Settings
 
 STATIC = Path(__file__).resolve().parent / "dashboard_static"
@@ -58,7 +60,7 @@ class Snapshots:
 
     def __init__(self, settings: Settings, user: str, refresh_s: float) -> None:
         self.settings = settings
-        self.user = user
+        self.client = Client(settings, user=user)
         self.refresh_s = refresh_s
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.cache: dict[tuple[str, str], _Entry] = {}
@@ -66,12 +68,9 @@ class Snapshots:
         self.query_ms: list[float] = []  # per snapshot: the slowest of its parallel queries
 
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        with connect(self.settings, user=self.user) as conn:
-            cur = conn.cursor()
-            cur.execute(sql, params or None)
-            rows = cur.fetchall()
-            names = [d[0] for d in cur.description or []]
-        return [{n: _plain(v) for n, v in zip(names, r, strict=True)} for r in rows]
+        table = self.client.query(sql, params, output="arrow")
+        assert isinstance(table, pa.Table)
+        return [{n: _plain(v) for n, v in row.items()} for row in table.to_pylist()]
 
     def fetch(self, exchange: str, symbol: str) -> dict[str, Any]:
         cat = self.settings.catalog

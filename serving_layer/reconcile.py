@@ -230,10 +230,9 @@ class Reconciler:
         tail = self.kafka().tail()
         windows = []
         for diff in diffs:
-            lo = int(datetime.fromisoformat(diff.window_start.replace("Z", "+00:00"))
-                     .timestamp() * 1000)
+            lo = int(_start(diff).timestamp() * 1000)
             windows.append((diff, _Window(diff.key, lo, lo + view.window_ms)))
-        batch = self.raw_trades([(d.key, m.lo, m.hi) for d, m in windows])
+        batch = self.raw_trades([m for _, m in windows])
         dups = self.duplicates_beyond_horizon([m for _, m in windows])
         for diff, matches in windows:
             candidates = [c for c in batch if matches(c.trade)]
@@ -246,8 +245,7 @@ class Reconciler:
             self._explain_one(view, diff, candidates)
 
     def _explain_one(self, view: View, diff: Difference, candidates: list[Candidate]) -> None:
-        window = datetime.fromisoformat(diff.window_start.replace("Z", "+00:00"))
-        key = (*diff.key.values(), window)
+        key = (*diff.key.values(), _start(diff))
         got = _measures(diff.speed)
         consumed, tries = recount_search(view, key, got, candidates)
         if consumed is None:
@@ -282,14 +280,14 @@ class Reconciler:
             diff.causes.append("batch row stale against raw.trades: run `concord batch "
                                "recompute` for this window")
 
-    def raw_trades(self, windows: list[tuple[dict[str, str], int, int]]) -> list[Candidate]:
-        """Trades of raw.trades in any of (key, lo ms, hi ms), in queries of 50 windows."""
+    def raw_trades(self, windows: list[_Window]) -> list[Candidate]:
+        """Trades of raw.trades in any of `windows`, in queries of 50 windows."""
         out = []
         for i in range(0, len(windows), 50):
             where = " OR ".join(
-                "(" + " AND ".join([f"ts >= {lo}", f"ts < {hi}"]
-                                   + [f"{k} = '{_q(v)}'" for k, v in key.items()]) + ")"
-                for key, lo, hi in windows[i:i + 50])
+                "(" + " AND ".join([f"ts >= {w.lo}", f"ts < {w.hi}"]
+                                   + [f"{k} = '{_q(v)}'" for k, v in w.key.items()]) + ")"
+                for w in windows[i:i + 50])
             out += [Candidate(Trade(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])),
                               int(r[7]), int(r[8]), BATCH)
                     for r in query(self.settings,
@@ -366,6 +364,10 @@ def _measures(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if not row:
         return None
     return {m: Decimal(v) if isinstance(v, str) else v for m, v in row.items()}
+
+
+def _start(diff: Difference) -> datetime:
+    return datetime.fromisoformat(diff.window_start.replace("Z", "+00:00"))
 
 
 def _q(text: str) -> str:

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from infra.processes import Service, ServiceError
@@ -44,7 +43,8 @@ def start(settings: Settings, *, drop_unmatched_state: bool = False) -> str:
         pid = svc.start(cmd, env=env, cwd=REPO_ROOT,
                         ready=lambda: status_file(settings).exists(), timeout_s=START_TIMEOUT_S)
     except ServiceError as exc:
-        if PLAN_CHANGED in str(exc) or PLAN_CHANGED in _log_tail(svc.log_file):
+        # The cause sits deep in a Java stack trace: look further back than the error's tail.
+        if PLAN_CHANGED in str(exc) or PLAN_CHANGED in svc.log_tail(lines=2000):
             raise ServiceError(
                 f"the speed pipeline changed since its newest checkpoint "
                 f"({latest_checkpoint(settings)}): an upgrade or a new view. "
@@ -59,15 +59,6 @@ def start(settings: Settings, *, drop_unmatched_state: bool = False) -> str:
     origin = f"resumed from {info['restored_from']}" if info["restored_from"] else "fresh start"
     return (f"speed job started (pid {pid}, Flink job {info['job_id']}, {origin}); "
             f"log {svc.log_file}")
-
-
-def _log_tail(path: Path, size: int = 200_000) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - size))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def stop(settings: Settings) -> str:

@@ -13,23 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from infra.processes import free_port
 from shared.config import Settings
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Kafka + Trino running, topic and schemas created; yields their settings."""
-    from infra.services import down, up
+    from infra.services import down, private_settings, up
 
     home = tmp_path_factory.mktemp("concord-home")
-    settings = Settings(
-        home=home,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        trino_port=free_port(), trino_https_port=free_port(),
-        trino_heap="2G",
-    )
+    settings = private_settings(home, trino_heap="2G")
     try:
         up(settings)
         yield settings
