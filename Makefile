@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status demo test test-unit test-integration lint typecheck bench clean
+.PHONY: help setup up down status demo test test-unit lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,12 +36,12 @@ lint: setup ## ruff and mypy (strict)
 	@$(BIN)/mypy
 
 bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~40 min
-	@$(BIN)/python bench/foundation.py
-	@$(BIN)/python bench/produce.py --messages 1000000
-	@$(BIN)/python bench/ingest.py --sizes 1000000,10000000
-	@$(BIN)/python bench/recompute.py --trades 10000000
-	@$(BIN)/python bench/serving_latency.py
-	@$(BIN)/python bench/speed.py
+	@$(BIN)/python -m bench.foundation
+	@$(BIN)/python -m bench.produce --messages 1000000
+	@$(BIN)/python -m bench.ingest --sizes 1000000,10000000
+	@$(BIN)/python -m bench.recompute --trades 10000000
+	@$(BIN)/python -m bench.serving_latency
+	@$(BIN)/python -m bench.speed
 
 clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts
 	rm -rf .concord

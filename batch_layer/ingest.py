@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from infra import kafka
+from shared.bookkeeping import append_ledger, ingest_ledger, ingested_until
 from shared.config import Settings
 from shared.contract import (
     CANONICAL_RE,
@@ -40,6 +41,7 @@ from shared.contract import (
     Reason,
     verdict,
 )
+from shared.tables import open_table
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -87,7 +89,7 @@ def parse_records(records: DataFrame) -> DataFrame:
     never disagrees with `parse_trade`; tests/integration/test_contract_engines.py runs
     every contract case through this function.
     """
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
     from pyspark.sql.pandas.functions import arrow_udf
 
     text = F.col("value").cast("string")
@@ -114,17 +116,6 @@ def parse_records(records: DataFrame) -> DataFrame:
         *(pick(name, sql) for name, sql in VERDICT_FIELDS),
     )
     return parsed
-
-
-def ingested_until(ledger: Iterable[Mapping[str, Any]]) -> dict[int, int]:
-    """Per partition, the offset where the next run starts: the end of the last committed
-    run in `ledger` (rows of lake.meta.ingest_runs of one topic)."""
-    last_end: dict[int, int] = {}
-    for r in ledger:
-        if r["status"] == "committed":
-            p = int(r["kafka_partition"])
-            last_end[p] = max(last_end.get(p, 0), int(r["end_offset"]))
-    return last_end
 
 
 @dataclass
@@ -170,48 +161,17 @@ class Ingest:
         self.max_per_partition = max_records_per_partition
         self.trades_uri = settings.table_uri("raw", "trades")
         self.rejects_uri = settings.table_uri("raw", "rejects")
-        self.ledger_uri = settings.table_uri("meta", "ingest_runs")
 
     # --- the ledger ---------------------------------------------------------------------
 
     def _ledger(self) -> list[dict[str, Any]]:
-        from delta.tables import DeltaTable
-
-        if not DeltaTable.isDeltaTable(self.spark, self.ledger_uri):
-            return []
-        rows = (self.spark.read.format("delta").load(self.ledger_uri)
-                .where(f"topic = '{self.topic}'").collect())
-        return [r.asDict() for r in rows]
+        return ingest_ledger(self.settings, self.topic)
 
     def _append_ledger(self, run_id: int, status: str, counts: dict[int, PartitionCounts]
                        ) -> None:
-        now = datetime.now(UTC)
-        rows = [
-            (run_id, self.topic, p, c.start, c.end, status, c.records, c.accepted, c.rejected,
-             c.duplicates, now)
-            for p, c in sorted(counts.items())
-        ]
-        schema = ("run_id BIGINT, topic STRING, kafka_partition INT, start_offset BIGINT, "
-                  "end_offset BIGINT, status STRING, records BIGINT, accepted BIGINT, "
-                  "rejected BIGINT, duplicates BIGINT, at TIMESTAMP")
-        (self.spark.createDataFrame(rows, schema).write.format("delta").mode("append")
-         .option("txnAppId", f"{TXN_APP_ID}-ledger-{status}-{self.topic}")
-         .option("txnVersion", run_id).save(self.ledger_uri))
-
-    def _kafka_offsets(self) -> tuple[dict[int, int], dict[int, int]]:
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
-        try:
-            parts = consumer.partitions_for_topic(self.topic)
-            if not parts:
-                raise RuntimeError(f"topic {self.topic!r} does not exist")
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-            begin = {tp.partition: off for tp, off in consumer.beginning_offsets(tps).items()}
-            end = {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
-            return begin, end
-        finally:
-            consumer.close()
+        append_ledger(self.settings, run_id, self.topic, status,
+                      [(p, asdict(c) | {"start_offset": c.start, "end_offset": c.end})
+                       for p, c in counts.items()], app_id=TXN_APP_ID)
 
     def plan(self) -> tuple[int, dict[int, PartitionCounts], bool]:
         """The next run: (run id, ranges, redo?). A planned, uncommitted run is redone."""
@@ -224,7 +184,7 @@ class Ingest:
                       for r in planned if r["run_id"] == run_id}
             return run_id, ranges, True
         last_end = ingested_until(ledger)
-        begin, end = self._kafka_offsets()
+        begin, end = kafka.offset_range(self.settings, self.topic)
         ranges = {}
         for p, latest in end.items():
             start = last_end.get(p, begin[p])
@@ -248,7 +208,7 @@ class Ingest:
         tasks = max(len(ranges), -(-records // RECORDS_PER_TASK))
         return (
             self.spark.read.format("kafka")
-            .option("kafka.bootstrap.servers", self.settings.bootstrap_servers)
+            .options(**kafka.spark_options(self.settings))
             .option("subscribe", self.topic)
             .option("startingOffsets", json.dumps(starting))
             .option("endingOffsets", json.dumps(ending))
@@ -267,16 +227,17 @@ class Ingest:
         full records with a join that Spark broadcasts when they are few, as usual.
         `parsed` is read more than once: the caller persists it.
         """
-        from delta.tables import DeltaTable
         from pyspark.sql import Window
-        from pyspark.sql import functions as F  # noqa: N812
+        from pyspark.sql import functions as F
 
         coords = ["kafka_partition", "kafka_offset"]
         ids = parsed.where("ok").select(*IDENTITY, *coords)
         order = Window.partitionBy(*IDENTITY).orderBy(*coords)
         duplicates = (ids.withColumn("rank", F.row_number().over(order))
                       .where("rank > 1").select(*coords))
-        if DeltaTable.isDeltaTable(self.spark, self.trades_uri):
+        # An unreadable raw.trades raises here (never "no earlier trades"): skipping this
+        # would let a trade of an earlier run in again.
+        if open_table(self.trades_uri) is not None:
             # Trades of earlier runs only: a redone run must not see its own rows.
             seen = (self.spark.read.format("delta").load(self.trades_uri)
                     .where(F.col("ingest_run") != run_id).select(*IDENTITY))
@@ -295,7 +256,7 @@ class Ingest:
     def run_once(self) -> IngestRun | None:
         """Plan and execute one run; None when there is nothing new."""
         from pyspark import StorageLevel
-        from pyspark.sql import functions as F  # noqa: N812
+        from pyspark.sql import functions as F
 
         t0 = time.monotonic()
         phases: dict[str, float] = {}
@@ -353,7 +314,7 @@ class Ingest:
         lap("commit")
         return IngestRun(run_id, redo, ranges, time.monotonic() - t0, phases)
 
-    def run(self, progress: Any = None) -> list[IngestRun]:
+    def run(self, progress: Callable[[IngestRun], None] | None = None) -> list[IngestRun]:
         """Ingest until caught up with the offsets present when each run is planned."""
         runs = []
         while (result := self.run_once()) is not None:

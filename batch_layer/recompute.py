@@ -19,7 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from batch_layer.spark_views import partials
+from shared.bookkeeping import current_boundaries
 from shared.config import Settings
+from shared.tables import open_table
 from shared.views import View
 
 if TYPE_CHECKING:
@@ -87,15 +89,15 @@ def preview(settings: Settings, view: View, start: datetime, end: datetime,
             chunk: timedelta = DEFAULT_CHUNK) -> Preview:
     """Count what a recompute of [start, end) would read and replace; no engine, no write."""
     import pyarrow.dataset as ds
-    from deltalake import DeltaTable
 
     plan = chunks(view, start, end, chunk)
     lo, hi = plan[0][0], plan[-1][1]
 
     def count(uri: str, where: ds.Expression) -> tuple[int, int]:
-        if not DeltaTable.is_deltatable(uri):
+        table = open_table(uri)
+        if table is None:
             return 0, 0
-        data = DeltaTable(uri).to_pyarrow_dataset()
+        data = table.to_pyarrow_dataset()
         if "window_start" not in data.schema.names:
             return data.count_rows(filter=where), 0
         starts = data.to_table(columns=["window_start"], filter=where).column("window_start")
@@ -108,23 +110,9 @@ def preview(settings: Settings, view: View, start: datetime, end: datetime,
                       & (ds.field("ts") >= lo_ms) & (ds.field("ts") < hi_ms))
     window = ds.field("window_start")
     rows, windows = count(settings.table_uri("batch", view.name), (window >= lo) & (window < hi))
-    boundary = next(iter(boundary_history(settings).get(view.name, [])[-1:]), None)
+    boundary = current_boundaries(settings).get(view.name)
     return Preview(view.name, lo, hi, len(plan), trades, rows, windows,
                    boundary[0] if boundary else None)
-
-
-def boundary_history(settings: Settings) -> dict[str, list[tuple[datetime, int]]]:
-    """view -> its published (boundary, last ingest run recomputed), oldest first."""
-    from deltalake import DeltaTable
-
-    uri = settings.table_uri("meta", "boundaries")
-    if not DeltaTable.is_deltatable(uri):
-        return {}
-    rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
-    out: dict[str, list[tuple[datetime, int]]] = {}
-    for r in sorted(rows, key=lambda r: (r["run_id"], r["published_at"])):
-        out.setdefault(r["view_name"], []).append((r["boundary"], r["run_id"]))
-    return out
 
 
 class Recompute:
@@ -156,7 +144,7 @@ class Recompute:
         return done
 
     def _one(self, view: View, start: datetime, end: datetime) -> Chunk:
-        from pyspark.sql import functions as F  # noqa: N812
+        from pyspark.sql import functions as F
 
         t0 = time.monotonic()
         start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)

@@ -25,19 +25,19 @@ again (recompute is idempotent) and publishes then.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from batch_layer.ingest import Ingest, IngestRun
-from batch_layer.recompute import Chunk, Recompute, boundary_history
+from batch_layer.recompute import Chunk, Recompute
+from shared.bookkeeping import boundary_history, keep_from, publish_boundaries
 from shared.config import Settings
-from shared.tables import BOUNDARIES, arrow_schema, ensure_table
+from shared.maintenance import Maintained, maintain
+from shared.tables import open_table
 from shared.views import VIEWS, View
-from speed_layer.maintenance import Maintained, keep_from, maintain
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -81,6 +81,24 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def repeat(once: Callable[[], object], every_s: float | None, *,
+           on_pause: Callable[[float], None] = lambda seconds: None,
+           until: Callable[[], bool] = lambda: False,
+           sleep: Callable[[float], None] = time.sleep,
+           clock: Callable[[], float] = time.monotonic) -> None:
+    """`once()`, and with `every_s` again every `every_s` seconds from the start of one run
+    to the start of the next (a run that took longer is followed at once), until `until()`
+    is true or the process is stopped. `on_pause(seconds)` is told each wait."""
+    while True:
+        started = clock()
+        once()
+        if not every_s or until():
+            return
+        pause = max(0.0, every_s - (clock() - started))
+        on_pause(pause)
+        sleep(pause)
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -98,7 +116,6 @@ class BatchRun:
         self.lateness_ms = 1000 * (settings.batch_lateness_s if lateness_s is None
                                    else lateness_s)
         self.views = views or list(VIEWS.values())
-        self.boundaries_uri = settings.table_uri("meta", "boundaries")
 
     def history(self) -> dict[str, list[tuple[datetime, int]]]:
         """view -> its (boundary, last ingest run recomputed) rows, oldest first."""
@@ -109,7 +126,7 @@ class BatchRun:
         return {view: rows[-1] for view, rows in self.history().items()}
 
     def maintain_speed(self) -> list[Maintained]:
-        """Delete speed rows no longer needed, compact, vacuum (speed_layer.maintenance)."""
+        """Delete speed rows no longer needed, compact, vacuum (shared.maintenance)."""
         history = self.history()
         done = []
         for view in self.views:
@@ -125,17 +142,16 @@ class BatchRun:
 
     def run(self, *, on_ingest: Callable[[IngestRun], None] | None = None,
             on_chunk: Callable[[Chunk], None] | None = None) -> BatchRunResult:
-        from deltalake import DeltaTable, write_deltalake
-        from pyspark.sql import functions as F  # noqa: N812
+        from pyspark.sql import functions as F
 
         runs = Ingest(self.settings, self.spark, topic=self.topic).run(progress=on_ingest)
         if runs and not all(r.balanced for r in runs):
             raise RuntimeError("ingest counts do not add up (accepted + rejected != consumed); "
                                "not recomputing: see the per-partition counts above")
         trades_uri = self.settings.table_uri("raw", "trades")
-        if not DeltaTable.is_deltatable(trades_uri):
+        raw = open_table(trades_uri)
+        if raw is None:
             return BatchRunResult(runs, [])
-        raw = DeltaTable(trades_uri)
         raw_version = raw.version()
         trades = self.spark.read.format("delta").load(trades_uri)
         # Over all of raw.trades, once: the last ingest run and the newest trade.
@@ -172,8 +188,5 @@ class BatchRun:
                               "published_at": datetime.now(UTC)})
             results.append(result)
         if published:
-            ensure_table(self.boundaries_uri, BOUNDARIES)
-            write_deltalake(self.boundaries_uri,
-                            pa.Table.from_pylist(published, schema=arrow_schema(BOUNDARIES)),
-                            mode="append")
+            publish_boundaries(self.settings, published)
         return BatchRunResult(runs, results, self.maintain_speed())

@@ -27,7 +27,7 @@ def _spark_type(sql_type: str) -> str:
 
 
 def _aggregates(m: Measure) -> list[Column]:
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     if m.agg is Agg.COUNT:
         return [F.count(F.lit(1)).cast("bigint").alias(m.name)]
@@ -48,7 +48,7 @@ def _aggregates(m: Measure) -> list[Column]:
 
 def partials(trades: DataFrame, view: View) -> DataFrame:
     """One partial row per (keys, window) of `view` over `trades` (raw.trades columns)."""
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     window_start = F.timestamp_millis(F.col("ts") - F.pmod(F.col("ts"), F.lit(view.window_ms)))
     aggregates = [a for m in view.measures for a in _aggregates(m)]

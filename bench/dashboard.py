@@ -13,22 +13,20 @@ dashboard server (`concord dashboard`'s) in this process, reading Trino as desk.
    in parallel). Run twice: with the server's per-book cache (1 s, the default) and
    without (every poll queries Trino), to show what the cache buys.
 
-    .venv/bin/python bench/dashboard.py [--rate 200] [--seconds 60]
+    .venv/bin/python -m bench.dashboard [--rate 200] [--seconds 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
-from infra.browser import Browser
+from harness.browser import Browser
+from harness.stack import private_stack
 from infra.processes import free_port
-from infra.services import down, ensure_topic, private_settings, up
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
 from serving_layer.dashboard import serve
@@ -55,7 +53,7 @@ def viewers(settings: Settings, refresh_s: float, n: int, seconds: int) -> None:
     def viewer() -> None:
         while time.monotonic() < stop:
             t0 = time.monotonic()
-            with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - local
+            with urllib.request.urlopen(url, timeout=60) as resp:
                 resp.read()
             latencies.append((time.monotonic() - t0) * 1000)
             time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
@@ -97,12 +95,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        settings = private_settings(Path(home))
+    with private_stack() as settings:
         done = threading.Event()
         try:
-            up(settings)
-            ensure_topic(settings, settings.topic, settings.topic_partitions)
             refresh(settings)
             print(control.start(settings), flush=True)
 
@@ -120,8 +115,6 @@ def main() -> None:
             viewers(settings, 0.0, 8, args.seconds)
         finally:
             done.set()
-            control.stop(settings)
-            down(settings)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Prints its figures; targets (issue 2): `concord up` to healthy <= 90 s warm, who
 idle stack <= 6 GiB. Runs on a private CONCORD_HOME and free ports, so it does not
 disturb a running demo.
 
-    .venv/bin/python bench/foundation.py            # warm setup, up x2, idle memory
-    .venv/bin/python bench/foundation.py --cold     # also a cold `make setup` (downloads)
+    .venv/bin/python -m bench.foundation            # warm setup, up x2, idle memory
+    .venv/bin/python -m bench.foundation --cold     # also a cold `make setup` (downloads)
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from concord.stack import down, up
+from harness.stack import private_stack
 from infra.processes import rss_bytes
-from infra.services import down, kafka_service, private_settings, trino_service, up
+from infra.services import kafka_service, trino_service
 from shared.config import REPO_ROOT
 
 MiB = 2**20
@@ -59,8 +61,7 @@ def main() -> None:
                   f"{timed_setup(env):.1f} s", flush=True)
     print(f"setup warm (everything present): {timed_setup(dict(os.environ)):.1f} s", flush=True)
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = private_settings(Path(home))
+    with private_stack(start=False) as settings:
         try:
             report = up(settings)
             print(f"concord up, fresh home, to healthy: {report.seconds:.1f} s", flush=True)

@@ -4,21 +4,20 @@ For each size: a fresh topic gets N generated messages (1% malformed, 1% duplica
 then one `Ingest.run()` lands them; prints messages/s of the ingest alone. Target
 (issue 3): >= 100k messages/s. Runs on a private stack (free ports, temp home).
 
-    .venv/bin/python bench/ingest.py [--sizes 1000000,10000000]
+    .venv/bin/python -m bench.ingest [--sizes 1000000,10000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from batch_layer.ingest import Ingest
+from harness.stack import private_stack
 from infra.engines import spark_session
-from infra.services import down, ensure_topic, private_settings, up
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig
 from producers.produce import ProduceReport, produce
 
@@ -32,11 +31,9 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = private_settings(Path(home), spark_driver_memory="2g")
+    with private_stack(spark_driver_memory="2g") as settings:
+        spark = spark_session(settings, "bench-ingest")
         try:
-            up(settings)
-            spark = spark_session(settings, "bench-ingest")
             for n in sizes:
                 topic = f"bench-ingest-{uuid.uuid4().hex[:6]}"
                 ensure_topic(settings, topic, 4)
@@ -56,9 +53,8 @@ def main() -> None:
                 for r in runs:
                     steps = ", ".join(f"{k} {v:.1f}s" for k, v in r.phases.items())
                     print(f"  run {r.run_id}: {steps}", flush=True)
-            spark.stop()
         finally:
-            down(settings)
+            spark.stop()
 
 
 if __name__ == "__main__":

@@ -4,19 +4,18 @@ Same messages (one seed), same broker, same settings (acks=all, idempotent), one
 fresh 4-partition topic per client. Prints messages/s for the generator alone and
 for each client. Target (issue 3): >= 100k messages/s.
 
-    .venv/bin/python bench/produce.py [--messages 1000000]
+    .venv/bin/python -m bench.produce [--messages 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
-from infra.services import down, ensure_topic, private_settings, up
+from harness.stack import private_stack
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig
 from producers.produce import ProduceReport, produce
 
@@ -40,22 +39,17 @@ def main() -> None:
     gen_s = time.monotonic() - t0
     print(f"generator alone: {n / gen_s:,.0f} msg/s ({n:,} messages)", flush=True)
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = private_settings(Path(home))
-        try:
-            up(settings)
-            for client in ("kafka-python", "confluent-kafka"):
-                topic = f"bench-{client}-{uuid.uuid4().hex[:6]}"
-                ensure_topic(settings, topic, 4)
-                stream = (r for m in itertools.islice(Market(CONFIG).messages(), n)
-                          for r in [(m.key, m.value)])
-                report = produce(settings, stream, topic=topic, client=client,
-                                 report=ProduceReport(), progress=None)
-                print(f"generator -> Kafka with {client}: {report.rate:,.0f} msg/s "
-                      f"({report.acked:,}/{report.sent:,} acknowledged, {report.errors} errors, "
-                      f"{report.seconds:.1f}s)", flush=True)
-        finally:
-            down(settings)
+    with private_stack() as settings:
+        for client in ("kafka-python", "confluent-kafka"):
+            topic = f"bench-{client}-{uuid.uuid4().hex[:6]}"
+            ensure_topic(settings, topic, 4)
+            stream = (r for m in itertools.islice(Market(CONFIG).messages(), n)
+                      for r in [(m.key, m.value)])
+            report = produce(settings, stream, topic=topic, client=client,
+                             report=ProduceReport(), progress=None)
+            print(f"generator -> Kafka with {client}: {report.rate:,.0f} msg/s "
+                  f"({report.acked:,}/{report.sent:,} acknowledged, {report.errors} errors, "
+                  f"{report.seconds:.1f}s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ like one ingest run). Then, in the same run, over the same Parquet files:
 
 Target: Spark >= 2M trades/s warm; the ratio to DuckDB is reported.
 
-    .venv/bin/python bench/recompute.py [--trades 10000000] [--days 7]
+    .venv/bin/python -m bench.recompute [--trades 10000000] [--days 7]
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,9 +34,9 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from batch_layer.recompute import Chunk, Recompute
+from harness.stack import private_stack
 from infra.engines import spark_session
 from producers.market import EXCHANGES, INSTRUMENTS, MarketConfig
-from shared.config import Settings
 from shared.views import BARS_1M, INPUTS, Agg, View
 
 DAY_MS = 86_400_000
@@ -309,10 +308,8 @@ def main() -> None:
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = start + timedelta(days=days)
 
-    with tempfile.TemporaryDirectory(prefix="concord-bench-recompute-") as home:
-        settings = Settings(home=Path(home), lake_uri=(Path(home) / "lake").as_uri(),
-                            spark_driver_memory="2g",
-                            spark_shuffle_partitions=args.shuffle_partitions)
+    with private_stack(start=False, spark_driver_memory="2g",
+                       spark_shuffle_partitions=args.shuffle_partitions) as settings:
         cores = local_cores(settings.spark_master)
         trades_uri = settings.table_uri("raw", "trades")
         build_raw_trades(trades_uri, n, days, start_ms)

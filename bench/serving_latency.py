@@ -15,7 +15,7 @@ many small files the speed committer leaves. Values are consistent: the batch ro
 minute is the merge of its speed slices; open/close sit between low and high, vwap too.
 Runs on a private stack (free ports, temp home).
 
-    .venv/bin/python bench/serving_latency.py [--days 7] [--queries 50]
+    .venv/bin/python -m bench.serving_latency [--days 7] [--queries 50]
         [--queries-per-client 25] [--speed-commits 200] [--explain]
 """
 
@@ -24,13 +24,11 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +36,13 @@ import numpy.typing as npt
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from infra.services import down, private_settings, up
+from harness.stack import private_stack
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect, query
 from shared.config import Settings
+from shared.maintenance import maintain
 from shared.tables import BOUNDARIES, arrow_schema, batch_columns, speed_columns
 from shared.views import BARS_1M, order_key
-from speed_layer.maintenance import maintain
 
 Ints = npt.NDArray[np.int64]
 
@@ -329,34 +327,29 @@ def main() -> None:
                         help="print EXPLAIN ANALYZE of one query at the end")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = private_settings(Path(home))
-        try:
-            newest = build_lake(settings, args.days, args.speed_commits)
-            since = newest - timedelta(hours=1)
-            up(settings)
-            t0 = time.monotonic()
-            refresh(settings)
-            print(f"serve refresh: {time.monotonic() - t0:.1f}s", flush=True)
-            warm: list[Sample] = []
-            client(settings, [bars_sql(k, since) for k in KEYS[:WARM_UP]], None, warm)
-            print("warm-up: " + ", ".join(f"{s.ms:.0f}" for s in warm) + " ms; rows "
-                  f"{warm[-1].rows}", flush=True)
-            print(f"-- speed.bars_1m as the committers leave it between two batch runs "
-                  f"({args.speed_commits} small files)", flush=True)
-            level(settings, 1, args.queries, since)
-            level(settings, 8, args.queries_per_client, since)
-            done = maintain(settings.table_uri("speed", "bars_1m"), keep_from=None)
-            assert done is not None
-            print(f"-- after the batch run's maintenance (speed_layer.maintenance): "
-                  f"{done.files_before} -> {done.files_after} speed files", flush=True)
-            level(settings, 1, args.queries, since)
-            level(settings, 8, args.queries_per_client, since)
-            if args.explain:
-                plan = query(settings, "EXPLAIN ANALYZE " + bars_sql(KEYS[0], since))
-                print(plan[0][0], flush=True)
-        finally:
-            down(settings)
+    with private_stack() as settings:
+        newest = build_lake(settings, args.days, args.speed_commits)
+        since = newest - timedelta(hours=1)
+        t0 = time.monotonic()
+        refresh(settings)
+        print(f"serve refresh: {time.monotonic() - t0:.1f}s", flush=True)
+        warm: list[Sample] = []
+        client(settings, [bars_sql(k, since) for k in KEYS[:WARM_UP]], None, warm)
+        print("warm-up: " + ", ".join(f"{s.ms:.0f}" for s in warm) + " ms; rows "
+              f"{warm[-1].rows}", flush=True)
+        print(f"-- speed.bars_1m as the committers leave it between two batch runs "
+              f"({args.speed_commits} small files)", flush=True)
+        level(settings, 1, args.queries, since)
+        level(settings, 8, args.queries_per_client, since)
+        done = maintain(settings.table_uri("speed", "bars_1m"), keep_from=None)
+        assert done is not None
+        print(f"-- after the batch run's maintenance (shared.maintenance): "
+              f"{done.files_before} -> {done.files_after} speed files", flush=True)
+        level(settings, 1, args.queries, since)
+        level(settings, 8, args.queries_per_client, since)
+        if args.explain:
+            plan = query(settings, "EXPLAIN ANALYZE " + bars_sql(KEYS[0], since))
+            print(plan[0][0], flush=True)
 
 
 if __name__ == "__main__":

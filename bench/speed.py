@@ -15,19 +15,18 @@
 Runs on a private stack (free ports, temp home) with the real speed job (as `concord
 speed start` runs it).
 
-    .venv/bin/python bench/speed.py [--rate 5000] [--seconds 60] [--steps 5000,10000,20000]
+    .venv/bin/python -m bench.speed [--rate 5000] [--seconds 60] [--steps 5000,10000,20000]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-from infra.services import down, ensure_topic, group_lag, private_settings, up
+from harness.stack import private_stack
+from infra.kafka import group_lag
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
 from serving_layer.refresh import refresh
@@ -182,23 +181,16 @@ def main() -> None:
     parser.add_argument("--only", choices=["catch-up", "freshness", "sustained"])
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = private_settings(Path(home))
-        try:
-            up(settings)
-            ensure_topic(settings, settings.topic, settings.topic_partitions)
-            refresh(settings)
-            if args.only in (None, "catch-up") and args.backlog:
-                catch_up(settings, args.backlog)
-            else:
-                print(control.start(settings), flush=True)
-            if args.only in (None, "freshness"):
-                freshness(settings, args.rate, args.seconds)
-            if args.only in (None, "sustained"):
-                sustained(settings, [int(s) for s in args.steps.split(",")], args.step_seconds)
-        finally:
-            control.stop(settings)
-            down(settings)
+    with private_stack() as settings:  # stops the speed job and the stack at the end
+        refresh(settings)
+        if args.only in (None, "catch-up") and args.backlog:
+            catch_up(settings, args.backlog)
+        else:
+            print(control.start(settings), flush=True)
+        if args.only in (None, "freshness"):
+            freshness(settings, args.rate, args.seconds)
+        if args.only in (None, "sustained"):
+            sustained(settings, [int(s) for s in args.steps.split(",")], args.step_seconds)
 
 
 if __name__ == "__main__":

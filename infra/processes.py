@@ -120,7 +120,7 @@ class Service:
         with self.log_file.open("ab") as log:
             log.write(f"\n=== concord: starting {self.name}: {' '.join(cmd)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            proc = subprocess.Popen(
                 list(cmd),
                 cwd=cwd,
                 env=env,
@@ -143,7 +143,7 @@ class Service:
             try:
                 if ready():
                     return proc.pid
-            except Exception:  # noqa: S110 - not ready yet is any failure of the probe
+            except Exception:  # noqa: S110, BLE001 - not ready yet is any failure of the probe
                 pass
             time.sleep(0.25)
         self.stop()

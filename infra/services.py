@@ -1,4 +1,4 @@
-"""The local servers `concord up` runs: a KRaft Kafka broker and a Trino coordinator.
+"""The local servers: a KRaft Kafka broker and a Trino coordinator (and Trino's CLI).
 
 Both bind to 127.0.0.1 only, keep their data and logs under $CONCORD_HOME, and are
 started with heaps sized for a 2-core / 24 GiB machine (CONCORD_KAFKA_HEAP,
@@ -11,22 +11,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from infra import artifacts
+from infra import artifacts, kafka
 from infra.java import java17, java_for_trino
-from infra.processes import Service, ServiceError, free_port, port_in_use, rss_bytes
-from infra.security import trino_security_config, write_private
+from infra.processes import Service, ServiceError
+from infra.security import cert_file, password, trino_security_config, write_private
 from shared.config import Settings
 
 INFRA = Path(__file__).resolve().parent
-SCHEMAS = ("raw", "speed", "batch", "meta", "serving")
 KAFKA_VERSION = "4.3.1"
 
 
@@ -113,80 +110,6 @@ def _kafka_cluster_id() -> str:
             return cluster_id
 
 
-def kafka_ready(settings: Settings) -> bool:
-    """Real readiness: the broker answers a metadata request."""
-    from kafka import KafkaAdminClient
-
-    # No listener at all: say so now, not after the client's 30 s bootstrap timeout.
-    host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
-    if not port_in_use(int(port), host):
-        return False
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=3000,
-        client_id="concord-probe",
-    )
-    try:
-        admin.list_topics()
-        return True
-    finally:
-        admin.close()
-
-
-def ensure_topic(settings: Settings, topic: str, partitions: int) -> bool:
-    """Create `topic` if missing; False when it existed already."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    try:
-        if topic in admin.list_topics():
-            return False
-        try:
-            admin.create_topics([NewTopic(topic, partitions, 1)])
-        except TopicAlreadyExistsError:
-            return False
-        return True
-    finally:
-        admin.close()
-
-
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """The next offset to be written per partition of `topic`."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                             request_timeout_ms=5000)
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
-        return {tp.partition: int(o) for tp, o in ends.items()}
-    finally:
-        consumer.close()
-
-
-def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int] | None:
-    """The offsets `group` committed on `topic`, per partition; None when it has none."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
-                             enable_auto_commit=False)
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        found = {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(parts)}
-    finally:
-        consumer.close()
-    out = {p: int(o) for p, o in found.items() if o is not None}
-    return out or None
-
-
-def group_lag(settings: Settings, group: str, topic: str) -> int:
-    """Messages of `topic` past what `group` committed (all partitions)."""
-    committed = committed_offsets(settings, group, topic) or {}
-    return sum(max(0, end - committed.get(p, 0))
-               for p, end in end_offsets(settings, topic).items())
-
-
 def start_kafka(settings: Settings) -> int:
     props = _kafka_config(settings)
     _format_kafka_storage(settings, props)
@@ -195,7 +118,7 @@ def start_kafka(settings: Settings) -> int:
         _kafka_java(settings, "kafka.Kafka", str(props)),
         env=env,
         cwd=settings.data_dir / "kafka",
-        ready=lambda: kafka_ready(settings),
+        ready=lambda: kafka.ready(settings),
         timeout_s=90,
     )
 
@@ -286,120 +209,16 @@ def start_trino(settings: Settings) -> int:
     )
 
 
-def ensure_schemas(settings: Settings) -> None:
-    """Create the lake's schemas in Trino (idempotent)."""
-    from serving_layer.trino import connect
-
-    with connect(settings) as conn:
-        cur = conn.cursor()
-        for schema in SCHEMAS:
-            # Explicit location: the schema's folder in the lake, not in the metastore.
-            location = settings.table_uri(schema, "").rstrip("/")
-            cur.execute(
-                f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{schema} "
-                f"WITH (location = '{location}')"
-            )
-            cur.fetchall()
-
-
-def private_settings(home: Path, **overrides: Any) -> Settings:
-    """Settings for a stack of its own: `home` as CONCORD_HOME and a free port for each of
-    Kafka's and Trino's listeners, so it never collides with a demo or another stack
-    (tests and benchmarks)."""
-    ports = {"kafka_port": free_port(), "kafka_controller_port": free_port(),
-             "trino_port": free_port(), "trino_https_port": free_port()}
-    return Settings(home=home, **{**ports, **overrides})
-
-
-# --- the stack ---------------------------------------------------------------------------
-
-
-@dataclass
-class UpReport:
-    started: list[str]
-    already: list[str]
-    topic_created: bool
-    seconds: float
-
-
-def up(settings: Settings) -> UpReport:
-    """Start what is not running, wait until healthy; on failure stop what this call started."""
-    t0 = time.monotonic()
-    started: list[str] = []
-    already: list[str] = []
-    # Fail fast on missing pieces, before any process starts.
-    if settings.manages_kafka:
-        java17(settings)
-        artifacts.jars(settings, "kafka")
+def trino_cli(settings: Settings, *, user: str, schema: str, execute: str | None = None,
+              output_format: str = "ALIGNED") -> tuple[list[str], dict[str, str]]:
+    """The Trino CLI's command line and environment: catalog `lake`, HTTPS as `user`, the
+    password in TRINO_PASSWORD (never on the command line), the local coordinator's
+    certificate as the trust store."""
+    cmd = [str(java_for_trino(settings).java), "-jar", str(artifacts.trino_cli_jar(settings)),
+           "--server", settings.trino_endpoint, "--user", user, "--password",
+           "--catalog", settings.catalog, "--schema", schema]
     if settings.manages_trino:
-        java_for_trino(settings)
-        artifacts.trino_server_dir(settings)
-    try:
-        if settings.manages_kafka:
-            if kafka_service(settings).pid() is None:
-                start_kafka(settings)
-                started.append("kafka")
-            else:
-                already.append("kafka")
-        if settings.manages_trino:
-            if trino_service(settings).pid() is None:
-                start_trino(settings)
-                started.append("trino")
-            else:
-                already.append("trino")
-        topic_created = ensure_topic(settings, settings.topic, settings.topic_partitions)
-        ensure_schemas(settings)
-    except BaseException:
-        for name in reversed(started):
-            (kafka_service if name == "kafka" else trino_service)(settings).stop()
-        raise
-    return UpReport(started, already, topic_created, time.monotonic() - t0)
-
-
-def down(settings: Settings) -> list[str]:
-    """Stop the servers `up` started (Trino first, it reads the lake); returns their names."""
-    stopped = []
-    for svc in (trino_service(settings), kafka_service(settings)):
-        if svc.stop():
-            stopped.append(svc.name)
-    return stopped
-
-
-def status(settings: Settings) -> list[dict[str, Any]]:
-    """One entry per component: pid, port, health, version, resident memory."""
-    rows: list[dict[str, Any]] = []
-    kafka = kafka_service(settings)
-    pid = kafka.pid() if settings.manages_kafka else None
-    try:
-        healthy = kafka_ready(settings)
-    except Exception:
-        healthy = False
-    rows.append({
-        "component": "kafka",
-        "managed": settings.manages_kafka,
-        "pid": pid,
-        "endpoint": settings.bootstrap_servers,
-        "healthy": healthy,
-        "version": KAFKA_VERSION if settings.manages_kafka else None,
-        "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
-        "log": str(kafka.log_file.parent),
-    })
-    trino = trino_service(settings)
-    pid = trino.pid() if settings.manages_trino else None
-    try:
-        info = trino_info(settings)
-        healthy = info.get("starting") is False
-        version = info.get("nodeVersion", {}).get("version")
-    except Exception:
-        healthy, version = False, None
-    rows.append({
-        "component": "trino",
-        "managed": settings.manages_trino,
-        "pid": pid,
-        "endpoint": settings.trino_endpoint,
-        "healthy": healthy,
-        "version": version,
-        "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
-        "log": str(trino.log_file.parent),
-    })
-    return rows
+        cmd += ["--truststore-path", str(cert_file(settings))]
+    if execute:
+        cmd += ["--execute", execute, "--output-format", output_format]
+    return cmd, {**os.environ, "TRINO_PASSWORD": password(settings, user)}

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from infra import kafka
 from producers.adapters import ADAPTERS, to_contract_json
 from producers.market import Market, MarketConfig
 from shared.config import Settings
@@ -35,6 +36,27 @@ class ProduceReport:
 
 
 Record = tuple[bytes | None, bytes]
+
+DEFAULT_SEED = 42
+DEFAULT_COUNT = 10_000
+
+
+def stream_seed(seed: int | None, *, live: bool) -> int:
+    """The generator's seed: `seed` when given; else, for a live stream, one from the
+    clock, so that a restarted stream never sends the trade ids of an earlier one again
+    (the batch layer would rightly reject them all as duplicates); else DEFAULT_SEED, so
+    a test stream is the same every time."""
+    if seed is not None:
+        return seed
+    return time.time_ns() % 2**63 if live else DEFAULT_SEED
+
+
+def stream_count(count: int | None, *, duration_s: float | None) -> int | None:
+    """How many messages a generated stream sends: `count` when given, else as many as
+    `duration_s` allows (None), else DEFAULT_COUNT."""
+    if count is not None:
+        return count
+    return None if duration_s else DEFAULT_COUNT
 
 
 def generated(config: MarketConfig, *, count: int | None, duration_s: float | None,
@@ -156,12 +178,7 @@ def _record_error(report: ProduceReport, error: object) -> None:
 
 
 def _confluent_sender(settings: Settings, topic: str, report: ProduceReport) -> _Sender:
-    from confluent_kafka import Producer
-
-    producer = Producer({
-        "bootstrap.servers": settings.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
+    producer = kafka.confluent_producer(settings, **{
         "linger.ms": 10,
         "batch.size": 1_000_000,
         "queue.buffering.max.messages": 1_000_000,
@@ -195,12 +212,8 @@ def _confluent_sender(settings: Settings, topic: str, report: ProduceReport) -> 
 
 
 def _kafka_python_sender(settings: Settings, topic: str, report: ProduceReport) -> _Sender:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True,
-        linger_ms=10, batch_size=512 * 1024, compression_type="lz4",
-    )
+    producer = kafka.producer(settings, linger_ms=10, batch_size=512 * 1024,
+                              compression_type="lz4")
 
     def on_ok(_: object) -> None:
         report.acked += 1

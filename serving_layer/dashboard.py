@@ -115,7 +115,7 @@ def make_handler(snapshots: Snapshots, settings: Settings) -> type[BaseHTTPReque
     }
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per poll would drown the log
 
         def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
@@ -129,7 +129,7 @@ def make_handler(snapshots: Snapshots, settings: Settings) -> type[BaseHTTPReque
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the viewer left (closed the tab) while we answered
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path in files:
                 path, kind = files[url.path]

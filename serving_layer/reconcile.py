@@ -2,7 +2,7 @@
 
 Both layers compute the same views from the same trades, so where both cover a window
 they must agree. Per view, the windows compared are those from the oldest speed row
-kept (speed_layer.maintenance) up to the boundary (the batch table holds windows
+kept (shared.bookkeeping.keep_from) up to the boundary (the batch table holds windows
 below it only), narrowed by --from/--to. Per (key, window) present on either side,
 Trino merges the speed partials and compares every measure with the batch row.
 
@@ -27,12 +27,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from infra import kafka
 from serving_layer.trino import query
 from serving_layer.trino_views import boundary_sql, merge_sql
+from shared.bookkeeping import (
+    boundary_rows_sql,
+    history_of,
+    ingest_ledger_sql,
+    ingested_until,
+    keep_from,
+    ledger_rows,
+)
 from shared.config import Settings
 from shared.contract import Trade, parse_trade
 from shared.views import Agg, View, evaluate
-from speed_layer.maintenance import keep_from
 
 # Differences listed and explained per view (each needs its window's trades); beyond
 # this they are counted as not examined, which counts as unexplained.
@@ -174,9 +182,10 @@ class Reconciler:
         oldest, boundary = row[0]
         if oldest is None:
             return None
-        published = [r[0].replace(tzinfo=UTC) for r in query(
-            self.settings, f"SELECT boundary FROM {self.cat}.meta.boundaries "
-                           f"WHERE view_name = '{view.name}'")]
+        rows = query(self.settings, boundary_rows_sql(self.cat))
+        history = history_of(dict(zip(("view_name", "boundary", "run_id", "published_at"), r,
+                                      strict=True)) for r in rows)
+        published = [b for b, _ in history.get(view.name, [])]
         # Speed rows before `keep_from` may have been deleted (a late trade can add some
         # back): the speed side is complete from there on only.
         complete = keep_from(published, self.settings.speed_retention_s)
@@ -393,23 +402,17 @@ class _KafkaView:
     TAIL_LIMIT = 5_000_000
 
     def __init__(self, settings: Settings) -> None:
-        from kafka import KafkaConsumer
-
         self.settings = settings
         self.topic = settings.topic
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                                      enable_auto_commit=False, group_id=None,
-                                      consumer_timeout_ms=2000)
+        self.consumer = kafka.consumer(settings, enable_auto_commit=False, group_id=None,
+                                       consumer_timeout_ms=2000)
 
     def close(self) -> None:
         self.consumer.close()
 
     def ingested_until(self) -> dict[int, int]:
-        rows = query(self.settings,
-                     f"SELECT kafka_partition, max(end_offset) FROM "
-                     f"{self.settings.catalog}.meta.ingest_runs WHERE status = 'committed' AND "
-                     f"topic = '{_q(self.topic)}' GROUP BY kafka_partition")
-        return {int(p): int(o) for p, o in rows}
+        rows = query(self.settings, ingest_ledger_sql(self.settings.catalog, self.topic))
+        return ingested_until(ledger_rows(rows))
 
     def tail(self) -> list[Candidate]:
         """Accepted trades in Kafka after the last batch ingest, as of now."""

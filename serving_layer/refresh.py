@@ -1,8 +1,9 @@
 """`concord serve refresh`: the lake's tables and the serving views in Trino.
 
-Idempotent. Creates the empty tables the views read when no layer has written them
-yet (speed.<view>, batch.<view>, meta.boundaries), registers every Delta table of the
-lake, then (re)creates the serving views:
+Idempotent. Creates the lake's schemas (`concord up` does too) and the empty tables the
+views read when no layer has written them yet (speed.<view>, batch.<view>,
+meta.boundaries), registers every Delta table of the lake, then (re)creates the
+serving views:
 - serving.<view> for every declared view: batch below the boundary + merged speed
   partials at or above it (serving_layer.trino_views.serving_view_sql);
 - serving.bars_5m, serving.bars_1h: rolled up from serving.bars_1m;
@@ -13,8 +14,7 @@ lake, then (re)creates the serving views:
 
 from __future__ import annotations
 
-from infra.services import SCHEMAS, ensure_schemas
-from serving_layer.trino import query, register_table
+from serving_layer.trino import connect, query, register_table
 from serving_layer.trino_views import (
     boundaries_sql,
     rollup_sql,
@@ -23,8 +23,22 @@ from serving_layer.trino_views import (
     ticker_sql,
 )
 from shared.config import Settings
-from shared.tables import BOUNDARIES, batch_columns, ensure_table, speed_columns
+from shared.tables import BOUNDARIES, SCHEMAS, batch_columns, ensure_table, speed_columns
 from shared.views import BARS_1M, VIEWS
+
+
+def ensure_schemas(settings: Settings) -> None:
+    """Create the lake's schemas in Trino (idempotent), each at its folder in the lake."""
+    with connect(settings) as conn:
+        cur = conn.cursor()
+        for schema in SCHEMAS:
+            # Explicit location: the schema's folder in the lake, not in the metastore.
+            location = settings.table_uri(schema, "").rstrip("/")
+            cur.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{schema} "
+                f"WITH (location = '{location}')"
+            )
+            cur.fetchall()
 
 
 def lake_tables(settings: Settings) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from shared.bookkeeping import current_boundary_sql
 from shared.views import Agg, Measure, View
 
 
@@ -45,8 +46,7 @@ def served_sql(view: View, source: str) -> str:
 
 def boundary_sql(view: View, catalog: str = "lake") -> str:
     """The view's current boundary (epoch when none was published yet)."""
-    return (f"(SELECT coalesce(max_by(boundary, run_id), from_unixtime(0)) "
-            f"FROM {catalog}.meta.boundaries WHERE view_name = '{view.name}')")
+    return current_boundary_sql(view.name, catalog)
 
 
 def _prefer_batch(agg: str) -> str:

@@ -9,8 +9,9 @@ defaults need no configuration; production changes only these variables.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,21 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=9092, description="Local broker port (127.0.0.1 only).")
     kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
     kafka_heap: str = Field(default="768m", description="Heap of the local Kafka broker.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client (producers, consumers, admin, Spark, Flink) talks "
+        "to an external cluster: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. The local "
+        "broker speaks PLAINTEXT on 127.0.0.1.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism (with SASL_*): PLAIN, SCRAM-SHA-256 or "
+        "SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never printed).")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="PEM file of the CA(s) that signed the brokers' "
+        "certificates (with SSL / SASL_SSL); default: the system's trust store.")
     topic: str = Field(default="trades", description="Topic the trades flow through.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of the trades topic.")
 
@@ -109,7 +125,6 @@ class Settings(BaseSettings):
         description="host:port of a Flink cluster's REST endpoint for `flink run`; default: "
         "a local mini-cluster inside the job's own process.",
     )
-    flink_memory: str = Field(default="1g", description="Heap of a local Flink job process.")
 
     # --- Java ----------------------------------------------------------------------------
     java17_home: Path | None = Field(
@@ -120,6 +135,28 @@ class Settings(BaseSettings):
     )
 
     debug: bool = Field(default=False, description="Show stack traces on errors (1/true).")
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Self:
+        sasl = {"CONCORD_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+                "CONCORD_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+                "CONCORD_KAFKA_SASL_PASSWORD": self.kafka_sasl_password}
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            missing = [name for name, value in sasl.items() if value is None]
+            if missing:
+                raise ValueError(f"CONCORD_KAFKA_SECURITY_PROTOCOL={protocol} needs "
+                                 f"{', '.join(missing)}")
+        elif any(value is not None for value in sasl.values()):
+            raise ValueError(f"CONCORD_KAFKA_SASL_* is set but CONCORD_KAFKA_SECURITY_PROTOCOL "
+                             f"is {protocol}: set it to SASL_SSL or SASL_PLAINTEXT")
+        if self.kafka_ssl_cafile is not None and not protocol.endswith("SSL"):
+            raise ValueError(f"CONCORD_KAFKA_SSL_CAFILE is set but "
+                             f"CONCORD_KAFKA_SECURITY_PROTOCOL is {protocol}")
+        if protocol != "PLAINTEXT" and self.kafka_bootstrap is None:
+            raise ValueError(f"CONCORD_KAFKA_SECURITY_PROTOCOL={protocol} applies to an external "
+                             "cluster (CONCORD_KAFKA_BOOTSTRAP); the local broker is PLAINTEXT")
+        return self
 
     # --- derived values ---------------------------------------------------------------------
     @property
@@ -138,7 +175,8 @@ class Settings(BaseSettings):
 
     def as_env(self) -> dict[str, str]:
         """These settings as CONCORD_* variables, for a child process to load the same."""
-        return {f"CONCORD_{name.upper()}": str(value)
+        return {f"CONCORD_{name.upper()}": str(value.get_secret_value()
+                                                 if isinstance(value, SecretStr) else value)
                 for name, value in self.model_dump().items() if value is not None}
 
     @property

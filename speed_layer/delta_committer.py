@@ -13,6 +13,10 @@ Durability and retries (the contract):
 - On start, and after any failure, the committer reads those versions from the table
   and resumes at offset + 1. A commit that was written but not acknowledged is seen
   as written; one that never landed is redone. No record is lost or written twice.
+- Only a table that does not exist means "nothing committed yet". A table that cannot
+  be read is retried a few times (shared.tables.open_table) and then the error is
+  raised: the committer stops rather than start over from offset 0 and append again
+  what the table already holds.
 - Only committed Kafka transactions are read (isolation read_committed), so records of
   a Flink checkpoint that was aborted never reach the lake.
 """
@@ -28,8 +32,12 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from kafka import KafkaConsumer, TopicPartition
+from deltalake import CommitProperties, Transaction, write_deltalake
+from kafka import TopicPartition
+
+from infra import kafka
+from shared.config import Settings
+from shared.tables import open_table
 
 Decoder = Callable[[bytes], Mapping[str, Any]]
 
@@ -71,8 +79,8 @@ class DeltaCommitter:
 
     def __init__(
         self,
+        settings: Settings,
         *,
-        bootstrap_servers: str,
         topic: str,
         table_uri: str,
         schema: pa.Schema,
@@ -89,8 +97,8 @@ class DeltaCommitter:
         self.partition_by = partition_by
         self.max_batch = max_batch
         self.stats = CommitStats()
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+        self._consumer = kafka.consumer(
+            settings,
             enable_auto_commit=False,
             isolation_level="read_committed",
             group_id=None,
@@ -108,10 +116,10 @@ class DeltaCommitter:
         return f"{self.app_id}/{partition}"
 
     def committed_offsets(self) -> dict[int, int]:
-        """Last offset already in the table per partition (-1: none)."""
-        try:
-            table = DeltaTable(self.table_uri)
-        except Exception:  # no table yet: nothing committed
+        """Last offset already in the table per partition (-1: none, the table does not
+        exist yet). An unreadable table raises (shared.tables.LakeReadError)."""
+        table = open_table(self.table_uri)
+        if table is None:
             return {tp.partition: -1 for tp in self._partitions}
         out = {}
         for tp in self._partitions:

@@ -11,7 +11,10 @@ from collections.abc import Mapping
 
 
 def _with(options: Mapping[str, str]) -> str:
-    return ",\n  ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    def quoted(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    return ",\n  ".join(f"{quoted(k)} = {quoted(v)}" for k, v in options.items())
 
 
 def kafka_source_ddl(
@@ -19,7 +22,7 @@ def kafka_source_ddl(
     columns: str,
     *,
     topic: str,
-    bootstrap: str,
+    connection: Mapping[str, str],
     group_id: str,
     value_format: str = "json",
     bounded: bool = False,
@@ -31,11 +34,12 @@ def kafka_source_ddl(
     `bounded` stops at the offsets that are latest when the job starts (batch-like runs).
     `resume_group`: without checkpointed offsets, start where `group_id` last committed
     (Flink commits on each completed checkpoint), the earliest offset if it never did.
+    `connection`: the connector's Kafka properties (infra.kafka.flink_properties).
     """
     options = {
         "connector": "kafka",
         "topic": topic,
-        "properties.bootstrap.servers": bootstrap,
+        **connection,
         "properties.group.id": group_id,
         "properties.isolation.level": "read_committed",
         "scan.startup.mode": "group-offsets" if resume_group else "earliest-offset",
@@ -52,7 +56,7 @@ def kafka_exactly_once_sink_ddl(
     columns: str,
     *,
     topic: str,
-    bootstrap: str,
+    connection: Mapping[str, str],
     transactional_id_prefix: str,
     extra: Mapping[str, str] | None = None,
 ) -> str:
@@ -60,7 +64,7 @@ def kafka_exactly_once_sink_ddl(
     options = {
         "connector": "kafka",
         "topic": topic,
-        "properties.bootstrap.servers": bootstrap,
+        **connection,
         "format": "json",
         "json.encode.decimal-as-plain-number": "true",
         "sink.delivery-guarantee": "exactly-once",

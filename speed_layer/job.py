@@ -21,11 +21,11 @@ from pathlib import Path
 from types import FrameType
 
 from infra.engines import flink_table_env
-from infra.services import ensure_topic
+from infra.kafka import ensure_topic
 from shared.config import Settings, load_settings
+from shared.maintenance import compact
 from shared.views import VIEWS
 from speed_layer.delta_committer import DeltaCommitter
-from speed_layer.maintenance import compact
 from speed_layer.pipeline import build, committers, rejects_topic, view_topic
 
 GROUP_ID = "concord-speed"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from infra.kafka import flink_properties
 from shared.config import Settings
 from shared.tables import SPEED_REJECTS, arrow_schema, speed_columns
 from shared.views import View
@@ -33,6 +34,7 @@ from speed_layer.flink_views import flink_type, partials_sql
 
 if TYPE_CHECKING:
     from pyflink.table import StatementSet, TableEnvironment
+
 
 def _flink_columns(columns: list[tuple[str, str]]) -> str:
     return ", ".join(f"`{name}` {flink_type(sql)}" for name, sql in columns)
@@ -51,6 +53,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
           dedupe_horizon_s: int | None = None) -> StatementSet:
     """Declare the pipeline in `t_env`; returns the statement set to execute."""
     source_topic = topic or settings.topic
+    kafka = flink_properties(settings)
     contract_udf.register(t_env)
     horizon = settings.speed_dedupe_horizon_s if dedupe_horizon_s is None else dedupe_horizon_s
     t_env.get_config().set("table.exec.state.ttl", f"{horizon} s")
@@ -62,7 +65,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
     t_env.get_config().set("pipeline.object-reuse", "true")
     t_env.execute_sql(kafka_source_ddl(
         "trades_raw", "`value` BYTES, proc AS PROCTIME()",
-        topic=source_topic, bootstrap=settings.bootstrap_servers, group_id=group_id,
+        topic=source_topic, connection=kafka, group_id=group_id,
         value_format="raw", resume_group=True,
     ))
     t_env.execute_sql("CREATE TEMPORARY VIEW trades_parsed AS "
@@ -79,7 +82,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
         sink = f"speed_{view.name}"
         t_env.execute_sql(kafka_exactly_once_sink_ddl(
             sink, _flink_columns(speed_columns(view)),
-            topic=view_topic(settings, view, source_topic), bootstrap=settings.bootstrap_servers,
+            topic=view_topic(settings, view, source_topic), connection=kafka,
             transactional_id_prefix=f"{group_id}-{view.name}",
             extra={"json.timestamp-format.standard": "ISO-8601"},
         ))
@@ -94,7 +97,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
         )
     t_env.execute_sql(kafka_exactly_once_sink_ddl(
         "speed_rejects", _flink_columns(SPEED_REJECTS),
-        topic=rejects_topic(settings, source_topic), bootstrap=settings.bootstrap_servers,
+        topic=rejects_topic(settings, source_topic), connection=kafka,
         transactional_id_prefix=f"{group_id}-rejects",
         extra={"json.timestamp-format.standard": "ISO-8601"},
     ))
@@ -116,7 +119,7 @@ def committers(settings: Settings, views: list[View], *, topic: str | None = Non
     counts (-> `lake.speed.contract_rejects`)."""
     out = [
         DeltaCommitter(
-            bootstrap_servers=settings.bootstrap_servers,
+            settings,
             topic=view_topic(settings, view, topic),
             table_uri=settings.table_uri("speed", view.name),
             schema=arrow_schema(speed_columns(view)),
@@ -125,7 +128,7 @@ def committers(settings: Settings, views: list[View], *, topic: str | None = Non
         for view in views
     ]
     out.append(DeltaCommitter(
-        bootstrap_servers=settings.bootstrap_servers,
+        settings,
         topic=rejects_topic(settings, topic),
         table_uri=settings.table_uri("speed", "contract_rejects"),
         schema=arrow_schema(SPEED_REJECTS),

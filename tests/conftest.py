@@ -19,15 +19,11 @@ from shared.config import Settings
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Kafka + Trino running, topic and schemas created; yields their settings."""
-    from infra.services import down, private_settings, up
+    from harness.stack import private_settings, running
 
     home = tmp_path_factory.mktemp("concord-home")
-    settings = private_settings(home, trino_heap="2G")
-    try:
-        up(settings)
+    with running(private_settings(home, trino_heap="2G")) as settings:
         yield settings
-    finally:
-        down(settings)
 
 
 @pytest.fixture(scope="session")
@@ -54,13 +50,3 @@ def artifact_dir() -> Path:
     path = Path(__file__).resolve().parents[1] / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
-
-
-def own_home(stack: Settings, root: Path, **overrides: object) -> Settings:
-    """The stack's settings with a CONCORD_HOME and lake of their own under `root` (for a
-    speed job's pid, status and checkpoints); the Trino credentials are the stack's."""
-    home = root / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "secrets").symlink_to(stack.home / "secrets")
-    return stack.model_copy(update={"home": home, "lake_uri": (root / "lake").as_uri(),
-                                    **overrides})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.services import ensure_topic
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig
 from shared.config import Settings
 from tests.oracle import accepted, view_rows

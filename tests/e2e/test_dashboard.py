@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-from infra.browser import Browser
+from harness.browser import Browser
+from harness.stack import own_home
+from infra.kafka import ensure_topic
 from infra.processes import free_port
-from infra.services import ensure_topic
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
 from serving_layer.refresh import refresh
 from shared.config import Settings
 from speed_layer import control
-from tests.conftest import own_home
 
 pytestmark = pytest.mark.e2e
 CONCORD = str(Path(sys.executable).with_name("concord"))
@@ -40,7 +40,7 @@ BOOK = ("binance", "BTC-USDT")
 
 def _snapshot(port: int) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/api/snapshot?exchange={BOOK[0]}&symbol={BOOK[1]}"
-    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - local server
+    with urllib.request.urlopen(url, timeout=30) as resp:
         body: dict[str, Any] = json.loads(resp.read())
         return body
 

@@ -32,19 +32,19 @@ from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import SparkSession
 
 from batch_layer.run import BatchRun
-from infra.services import ensure_topic
+from harness.stack import own_home
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig, Message
 from producers.produce import ProduceReport, produce
 from serving_layer.reconcile import Reconciler
 from serving_layer.refresh import refresh
 from serving_layer.trino import query
+from shared.bookkeeping import keep_from
 from shared.config import Settings
 from shared.contract import Trade, parse_trade
 from shared.tables import arrow_schema, speed_columns
 from shared.views import BARS_1M, VIEWS
 from speed_layer import control
-from speed_layer.maintenance import keep_from
-from tests.conftest import own_home
 from tests.duckdb_oracle import duckdb_rows
 from tests.oracle import accepted
 
@@ -76,7 +76,7 @@ def _speed_count(settings: Settings, since: datetime | None) -> int:
 def _wait_for_speed(settings: Settings, job: BatchRun, trades: list[Trade],
                     timeout_s: float = 300) -> None:
     """Until the speed table holds every trade, in the windows maintenance never deleted
-    rows of (from speed_layer.maintenance.keep_from on)."""
+    rows of (from shared.bookkeeping.keep_from on)."""
     history = job.history().get(BARS_1M.name, [])
     since = keep_from([b for b, _ in history], settings.speed_retention_s)
     cut = None if since is None else int(since.timestamp() * 1000)

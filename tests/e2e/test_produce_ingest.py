@@ -53,7 +53,7 @@ def test_exchange_files_and_generator_through_produce_and_ingest(
 ) -> None:
     settings = stack.model_copy(update={"lake_uri": (tmp_path / "lake").as_uri()})
     topic = f"e2e-produce-{unique}"
-    from infra.services import ensure_topic
+    from infra.kafka import ensure_topic
 
     ensure_topic(settings, topic, 4)
     binance = tmp_path / "binance.jsonl"

@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from batch_layer.run import BatchRun
-from infra.services import ensure_topic
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig, Message
 from producers.produce import ProduceReport, produce
 from shared.config import Settings

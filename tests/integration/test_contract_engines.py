@@ -11,12 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 
 from batch_layer.ingest import parse_records
+from infra import kafka
 from infra.engines import flink_table_env
-from infra.services import ensure_topic
+from infra.kafka import ensure_topic
 from shared.config import Settings
 from shared.contract import VERDICT_FIELDS, Reason
 from speed_layer import contract_udf
@@ -36,7 +36,7 @@ IDS = [c[0] for c in CASES] + ["tombstone"]
 def topic(stack: Settings, unique: str) -> str:
     name = f"it-contract-{unique}"
     ensure_topic(stack, name, 1)
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+    producer = kafka.producer(stack)
     for value in VALUES:
         producer.send(name, key=b"binance:BTC-USDT", value=value)
     producer.flush()
@@ -61,7 +61,7 @@ def _check(engine: str, rows: dict[int, dict[str, Any]]) -> None:
 
 def _spark_rows(spark: SparkSession, stack: Settings, topic: str) -> dict[int, dict[str, Any]]:
     frame = (spark.read.format("kafka")
-             .option("kafka.bootstrap.servers", stack.bootstrap_servers)
+             .options(**kafka.spark_options(stack))
              .option("subscribe", topic)
              .option("startingOffsets", "earliest").option("endingOffsets", "latest").load()
              .select("partition", "offset", "timestamp", "key", "value"))
@@ -74,7 +74,7 @@ def _flink_rows(stack: Settings, topic: str, unique: str) -> dict[int, dict[str,
     contract_udf.register(t_env)
     t_env.execute_sql(kafka_source_ddl(
         "src", "`value` BYTES, `offset` BIGINT METADATA VIRTUAL",
-        topic=topic, bootstrap=stack.bootstrap_servers, group_id=f"it-contract-{unique}",
+        topic=topic, connection=kafka.flink_properties(stack), group_id=f"it-contract-{unique}",
         value_format="raw", bounded=True,
     ))
     fields = ", ".join(f"`{name}`" for name in NAMES)

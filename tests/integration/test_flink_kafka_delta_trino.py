@@ -13,9 +13,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from concord.smoke import produce, sample_trades
 from infra.engines import flink_table_env
-from infra.services import ensure_topic
-from infra.smoke import produce, sample_trades
+from infra.kafka import ensure_topic, flink_properties
 from serving_layer.trino import query, register_table
 from shared.config import Settings
 from speed_layer.delta_committer import DeltaCommitter
@@ -34,7 +34,7 @@ SCHEMA = pa.schema([
 
 def _committer(stack: Settings, topic: str, table: str) -> DeltaCommitter:
     return DeltaCommitter(
-        bootstrap_servers=stack.bootstrap_servers,
+        stack,
         topic=topic,
         table_uri=stack.table_uri("speed", table),
         schema=SCHEMA,
@@ -61,12 +61,13 @@ def test_flink_job_lands_kafka_rows_in_delta_read_by_trino(stack: Settings, uniq
     t_env.execute_sql(kafka_source_ddl(
         "src",
         "symbol STRING, trade_id STRING, price STRING, qty STRING, ts BIGINT",
-        topic=source, bootstrap=stack.bootstrap_servers, group_id=f"it-{unique}", bounded=True,
+        topic=source, connection=flink_properties(stack), group_id=f"it-{unique}",
+        bounded=True,
     ))
     t_env.execute_sql(kafka_exactly_once_sink_ddl(
         "dst",
         "symbol STRING, trade_id STRING, price DECIMAL(18,8), qty DECIMAL(18,8), ts BIGINT",
-        topic=sink, bootstrap=stack.bootstrap_servers, transactional_id_prefix=f"it-{unique}",
+        topic=sink, connection=flink_properties(stack), transactional_id_prefix=f"it-{unique}",
     ))
     t_env.execute_sql(
         "INSERT INTO dst SELECT symbol, trade_id, CAST(price AS DECIMAL(18,8)), "

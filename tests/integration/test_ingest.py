@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from batch_layer.ingest import Ingest
-from infra.services import ensure_topic
+from infra import kafka
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig, Message
 from serving_layer.trino import query, register_table
 from shared.config import Settings
@@ -37,8 +37,7 @@ def _produce(settings: Settings, topic: str, messages: Iterable[Message]
              ) -> list[dict[str, Any]]:
     """Send messages; return them with the partition and offset Kafka gave each."""
     ensure_topic(settings, topic, 4)
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
-                             enable_idempotence=True, linger_ms=5)
+    producer = kafka.producer(settings, linger_ms=5)
     sent = []
     for msg in messages:
         sent.append((msg, producer.send(topic, key=msg.key, value=msg.value)))

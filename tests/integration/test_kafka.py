@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
-from infra.services import ensure_topic, kafka_ready
+from infra import kafka
+from infra.kafka import ensure_topic
 from shared.config import Settings
 
 pytestmark = pytest.mark.integration
 
 
 def test_broker_answers_metadata(stack: Settings) -> None:
-    assert kafka_ready(stack)
+    assert kafka.ready(stack)
 
 
 def test_trades_topic_has_configured_partitions(stack: Settings) -> None:
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap_servers)
+    consumer = kafka.consumer(stack)
     try:
         assert consumer.partitions_for_topic(stack.topic) == set(range(stack.topic_partitions))
     finally:
@@ -30,9 +31,7 @@ def test_idempotent_round_trip_keeps_every_message_in_key_order(
     assert ensure_topic(stack, topic, 3) is True
     assert ensure_topic(stack, topic, 3) is False  # idempotent
     sent = {f"k{i % 7}": [] for i in range(7)}  # type: dict[str, list[bytes]]
-    producer = KafkaProducer(
-        bootstrap_servers=stack.bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = kafka.producer(stack)  # idempotent, acks=all
     for i in range(3000):
         key = f"k{i % 7}"
         value = f"message-{i}".encode()
@@ -41,10 +40,8 @@ def test_idempotent_round_trip_keeps_every_message_in_key_order(
     producer.flush()
     producer.close()
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=stack.bootstrap_servers, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=5000,
-    )
+    consumer = kafka.consumer(stack, auto_offset_reset="earliest", enable_auto_commit=False,
+                              consumer_timeout_ms=5000)
     parts = [TopicPartition(topic, p) for p in range(3)]
     consumer.assign(parts)
     got: dict[str, list[bytes]] = {k: [] for k in sent}

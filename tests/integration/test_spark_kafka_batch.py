@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
-from infra.services import ensure_topic
+from infra import kafka
+from infra.kafka import ensure_topic
 from shared.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ def test_spark_batch_read_sees_every_offset_once(
 ) -> None:
     topic = f"it-spark-{unique}"
     ensure_topic(stack, topic, 4)
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+    producer = kafka.producer(stack)
     sent = {f"value-{i}".encode() for i in range(5000)}
     for i, value in enumerate(sorted(sent)):
         producer.send(topic, key=str(i % 11).encode(), value=value)
@@ -27,7 +27,7 @@ def test_spark_batch_read_sees_every_offset_once(
 
     df = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", stack.bootstrap_servers)
+        .options(**kafka.spark_options(stack))
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("endingOffsets", "latest")

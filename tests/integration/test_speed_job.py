@@ -14,12 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from deltalake import DeltaTable
 
-from infra.services import ensure_topic
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig, Message
 from producers.produce import ProduceReport, produce
 from shared.config import Settings
+from shared.tables import open_table
 from speed_layer import control
 from tests.oracle import accepted
 
@@ -30,9 +30,8 @@ CONFIG = MarketConfig(seed=29, jitter_ms=2000, late_fraction=0.02, duplicate_fra
 
 
 def _totals(settings: Settings) -> tuple[int, Decimal]:
-    try:
-        table = DeltaTable(settings.table_uri("speed", "bars_1m"))
-    except Exception:  # not created yet
+    table = open_table(settings.table_uri("speed", "bars_1m"))
+    if table is None:  # not created yet
         return 0, Decimal(0)
     data = table.to_pyarrow_table(columns=["trade_count", "volume"])
     return (sum(data.column("trade_count").to_pylist()),

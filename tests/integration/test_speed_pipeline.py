@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deltalake import DeltaTable
 
 from infra.engines import flink_table_env
-from infra.services import ensure_topic
+from infra.kafka import ensure_topic
 from producers.market import Market, MarketConfig
 from producers.produce import ProduceReport, produce
 from serving_layer.trino import query, register_table
 from serving_layer.trino_views import merge_sql, served_sql
 from shared.config import Settings
 from shared.contract import Trade
+from shared.tables import open_table
 from shared.views import VIEWS
 from speed_layer.pipeline import build, committers, rejects_topic, view_topic
 from tests.oracle import view_rows
@@ -36,10 +36,10 @@ CONFIG = MarketConfig(seed=17, jitter_ms=5000, late_fraction=0.03, duplicate_fra
 
 
 def _sum(uri: str, column: str) -> int:
-    try:
-        table = DeltaTable(uri).to_pyarrow_table(columns=[column])
-    except Exception:  # not created yet
+    found = open_table(uri)
+    if found is None:  # not created yet
         return 0
+    table = found.to_pyarrow_table(columns=[column])
     return sum(v for v in table.column(column).to_pylist() if v is not None)
 
 

@@ -14,7 +14,7 @@ def test_merge_ranges_joins_overlapping_and_adjacent() -> None:
 
 
 def test_ingested_until_is_the_end_of_the_last_committed_run_per_partition() -> None:
-    from batch_layer.ingest import ingested_until
+    from shared.bookkeeping import ingested_until
 
     ledger = [
         {"run_id": 1, "kafka_partition": 0, "end_offset": 10, "status": "planned"},

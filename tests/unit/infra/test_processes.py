@@ -17,7 +17,7 @@ def _http_service(tmp_path: Path, port: int) -> Service:
 
 
 def _ready(port: int) -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as resp:
         return bool(resp.status == 200)
 
 

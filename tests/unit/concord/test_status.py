@@ -1,4 +1,4 @@
-"""infra.layers from local Delta tables (no Kafka: lags are then left out)."""
+"""concord status per layer, from local Delta tables (no Kafka: lags are then left out)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from concord.cli import _layer_lines
-from infra.layers import batch_status, serving_status
+from concord.commands.stack import layer_lines
+from concord.status import batch_status, serving_status
 from shared.config import Settings
 from shared.tables import BOUNDARIES, arrow_schema
 
@@ -41,7 +41,7 @@ def test_batch_and_serving_status_from_the_ledger_and_boundaries(tmp_path: Path)
     assert 599 <= views["bars_1m"]["boundary_age_s"] <= 630
     assert views["flow_5m"] == {"boundary": None, "boundary_age_s": None}
 
-    lines = _layer_lines({"speed": {"error": "boom"}, "batch": batch,
+    lines = layer_lines({"speed": {"error": "boom"}, "batch": batch,
                           "serving": {"views": views}})
     assert "speed:   cannot tell: boom" in lines
     assert any(ln.startswith("batch:   last ingest run 2 ") and "10.00% rejected" in ln
@@ -53,5 +53,5 @@ def test_nothing_yet_is_said_plainly(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
     batch = batch_status(settings, None, time.time())
     assert batch == {"last_ingest_run": None, "last_ingest_age_s": None}
-    assert _layer_lines({"speed": {"error": "x"}, "batch": batch, "serving": {"views": {}}})[1] \
+    assert layer_lines({"speed": {"error": "x"}, "batch": batch, "serving": {"views": {}}})[1] \
         == "batch:   no ingest run yet; Kafka lag unknown"

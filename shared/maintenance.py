@@ -1,11 +1,12 @@
-"""Upkeep of the speed tables (lake.speed.*), run by `concord batch run` after it publishes.
+"""Upkeep of the speed tables (lake.speed.*): the speed job compacts them as it goes,
+`concord batch run` trims, compacts and vacuums them after it publishes.
 
 The speed job's committers append a small commit every checkpoint (1 s by default):
 left alone, a speed table grows by thousands of files and log entries an hour. Each
 maintenance pass, per table:
 1. deletes the rows of windows before `keep_from` (speed rows are kept back to the
-   boundary, never less: the caller passes the older of the previous boundary and
-   the boundary minus the retention, see batch_layer.run);
+   boundary, never less: the caller passes shared.bookkeeping.keep_from, the older of
+   the previous boundary and the boundary minus the retention);
 2. compacts the remaining small files into few large ones (a rewrite: same rows);
 3. vacuums files no version of the last VACUUM_HOURS references (readers that
    started on an older snapshot still find their files), checkpoints the log and
@@ -18,9 +19,10 @@ in the checkpoint), so the speed job runs on undisturbed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+
+from shared.tables import open_table
 
 VACUUM_HOURS = 1
 LOG_RETENTION = "interval 1 hours"
@@ -35,18 +37,6 @@ class Maintained:
     files_vacuumed: int
 
 
-def keep_from(boundaries: Iterable[datetime], retention_s: int) -> datetime | None:
-    """Where a view's speed rows must be kept from, given its published boundaries: the
-    older of the previous boundary and the newest boundary minus the retention. None
-    (keep all) before a second boundary exists: a reader pairing the newest boundary
-    with the batch snapshot before it needs the speed rows from the previous boundary
-    on (batch_layer.run). Windows from here on are complete in the speed table."""
-    distinct = sorted(set(boundaries))
-    if len(distinct) < 2:
-        return None
-    return min(distinct[-2], distinct[-1] - timedelta(seconds=retention_s))
-
-
 def compact(uri: str, min_files: int = 2) -> tuple[int, int] | None:
     """Rewrite the table's small files into few (same rows) when it has `min_files` or
     more; (files before, files after), None when nothing was done. The speed job runs
@@ -54,9 +44,10 @@ def compact(uri: str, min_files: int = 2) -> tuple[int, int] | None:
     serving views plan per file, so a few minutes of 1 s commits slow them (BENCHMARKS)."""
     from deltalake import DeltaTable
 
-    if not DeltaTable.is_deltatable(uri):
+    table = open_table(uri)
+    if table is None:
         return None
-    before = len(DeltaTable(uri).file_uris())
+    before = len(table.file_uris())
     if before < min_files:
         return None
     DeltaTable(uri).optimize.compact()
@@ -67,9 +58,9 @@ def maintain(uri: str, *, keep_from: datetime | None, name: str = "") -> Maintai
     """Delete rows before `keep_from` (None: delete nothing), compact, vacuum; None if no table."""
     from deltalake import DeltaTable
 
-    if not DeltaTable.is_deltatable(uri):
+    table = open_table(uri)
+    if table is None:
         return None
-    table = DeltaTable(uri)
     if table.metadata().configuration.get("delta.logRetentionDuration") != LOG_RETENTION:
         table.alter.set_table_properties({"delta.logRetentionDuration": LOG_RETENTION})
     before = len(table.file_uris())

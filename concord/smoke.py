@@ -14,15 +14,16 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from infra import kafka
 from infra.engines import spark_session
-from infra.services import ensure_topic
 from serving_layer.trino import ident, query, register_table
 from shared.config import Settings
 
 
 def sample_trades(n: int, seed: int) -> list[dict[str, Any]]:
-    """Deterministic trade-shaped messages (a stand-in until the market generator lands)."""
-    rng = random.Random(seed)  # noqa: S311 - test data, not security
+    """Deterministic trade-shaped messages on exchange `smoke`: made here, not by the market
+    generator, so the smoke checks the stack alone (its oracle is plain `decimal`)."""
+    rng = random.Random(seed)  # noqa: S311 - sample data, not security
     out = []
     symbols = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
     for i in range(n):
@@ -37,12 +38,7 @@ def sample_trades(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def produce(settings: Settings, topic: str, messages: list[dict[str, Any]]) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True,
-        linger_ms=20,
-    )
+    producer = kafka.producer(settings, linger_ms=20)
     try:
         for m in messages:
             producer.send(topic, key=f"{m['exchange']}:{m['symbol']}".encode(),
@@ -53,11 +49,11 @@ def produce(settings: Settings, topic: str, messages: list[dict[str, Any]]) -> N
 
 
 def run_smoke(settings: Settings, messages: int = 10_000) -> bool:
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     t0 = time.monotonic()
     topic = f"smoke-{uuid.uuid4().hex[:8]}"
-    ensure_topic(settings, topic, settings.topic_partitions)
+    kafka.ensure_topic(settings, topic, settings.topic_partitions)
     trades = sample_trades(messages, seed=7)
     produce(settings, topic, trades)
     print(f"smoke: produced {messages} messages to {topic} ({time.monotonic() - t0:.1f}s)")
@@ -65,7 +61,7 @@ def run_smoke(settings: Settings, messages: int = 10_000) -> bool:
     spark = spark_session(settings, "concord-smoke")
     raw = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .options(**kafka.spark_options(settings))
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("endingOffsets", "latest")
@@ -86,7 +82,7 @@ def run_smoke(settings: Settings, messages: int = 10_000) -> bool:
 
     register_table(settings, "meta", "smoke")
     table = f"{ident(settings.catalog)}.meta.smoke"
-    sql = f"SELECT count(*), sum(qty), sum(CAST(price * qty AS DECIMAL(38,16))) FROM {table}"  # noqa: S608, E501 - validated identifier
+    sql = f"SELECT count(*), sum(qty), sum(CAST(price * qty AS DECIMAL(38,16))) FROM {table}"  # noqa: S608 - validated identifier
     rows = query(settings, sql)
     count, volume, notional = rows[0]
     want_volume = sum((Decimal(t["qty"]) for t in trades), Decimal(0))

@@ -47,7 +47,7 @@ class Browser:
         target = None
         while target is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",
                                             timeout=2) as resp:
                     pages = [t for t in json.loads(resp.read()) if t.get("type") == "page"]
                 target = pages[0]["webSocketDebuggerUrl"] if pages else None

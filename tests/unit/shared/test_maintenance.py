@@ -1,4 +1,4 @@
-"""speed_layer.maintenance on a local Delta table (delta-rs only, no engine)."""
+"""shared.maintenance and shared.bookkeeping.keep_from on local Delta tables (delta-rs only)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from speed_layer.maintenance import compact, keep_from, maintain
+from shared.bookkeeping import keep_from
+from shared.maintenance import compact, maintain
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -16,21 +16,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from infra.services import end_offsets
+from infra import kafka
+from shared.bookkeeping import boundary_history, ingest_ledger, ingested_until
 from shared.config import Settings
+from shared.tables import read_rows
+from shared.views import VIEWS
+from speed_layer import control
+from speed_layer.job import GROUP_ID
 
 REJECTS_WINDOW = timedelta(minutes=5)
-
-
-def _rows(uri: str) -> list[dict[str, Any]]:
-    from deltalake import DeltaTable
-
-    if not DeltaTable.is_deltatable(uri):
-        return []
-    rows: list[dict[str, Any]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
-    return rows
 
 
 def _age(moment: datetime | float | None, now: float) -> float | None:
@@ -41,34 +38,25 @@ def _age(moment: datetime | float | None, now: float) -> float | None:
 
 
 def speed_status(settings: Settings, ends: dict[int, int] | None, now: float) -> dict[str, Any]:
-    from infra.services import committed_offsets
-    from speed_layer import control
-    from speed_layer.job import GROUP_ID
-
     job = control.status(settings)
     out: dict[str, Any] = {"running": job["running"], "pid": job["pid"]}
     chk = job.get("latest_checkpoint")
     out["last_checkpoint"] = chk
     out["checkpoint_age_s"] = None
     if chk:
-        from pathlib import Path
-
         out["checkpoint_age_s"] = _age((Path(chk) / "_metadata").stat().st_mtime, now)
     if ends is not None:
-        committed = committed_offsets(settings, GROUP_ID, settings.topic) or {}
+        committed = kafka.committed_offsets(settings, GROUP_ID, settings.topic) or {}
         out["kafka_lag"] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
     since = datetime.fromtimestamp(now, tz=UTC) - REJECTS_WINDOW
-    rejects = [r for r in _rows(settings.table_uri("speed", "contract_rejects"))
+    rejects = [r for r in read_rows(settings.table_uri("speed", "contract_rejects"))
                if r["emitted_at"] is not None and r["emitted_at"] >= since]
     out["rejects_last_5m"] = sum(int(r["messages"]) for r in rejects)
     return out
 
 
 def batch_status(settings: Settings, ends: dict[int, int] | None, now: float) -> dict[str, Any]:
-    from batch_layer.ingest import ingested_until
-
-    ledger = [r for r in _rows(settings.table_uri("meta", "ingest_runs"))
-              if r["topic"] == settings.topic and r["status"] == "committed"]
+    ledger = [r for r in ingest_ledger(settings, settings.topic) if r["status"] == "committed"]
     out: dict[str, Any] = {"last_ingest_run": None, "last_ingest_age_s": None}
     if ledger:
         last = max(r["run_id"] for r in ledger)
@@ -88,9 +76,6 @@ def batch_status(settings: Settings, ends: dict[int, int] | None, now: float) ->
 
 
 def serving_status(settings: Settings, now: float) -> dict[str, Any]:
-    from batch_layer.recompute import boundary_history
-    from shared.views import VIEWS
-
     history = boundary_history(settings)
     views = {}
     for name in VIEWS:
@@ -111,7 +96,7 @@ def layer_status(settings: Settings, *, kafka_up: bool = True) -> dict[str, Any]
         out["kafka_error"] = "Kafka is down: lags unknown"
     else:
         try:
-            ends = end_offsets(settings, settings.topic)
+            ends = kafka.end_offsets(settings, settings.topic)
         except Exception as exc:  # noqa: BLE001 - reported, the rest still answers
             out["kafka_error"] = f"cannot read the topic's end offsets: {exc}"
     parts: dict[str, Callable[[], dict[str, Any]]] = {

@@ -1,0 +1,145 @@
+"""`concord batch ingest | run | recompute`: the batch layer."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from shared.config import Settings
+from shared.views import VIEWS
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from batch_layer.ingest import IngestRun
+    from batch_layer.recompute import Chunk
+
+
+def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from batch_layer.ingest import Ingest
+    from infra.engines import spark_session
+
+    spark = spark_session(settings, "concord-ingest")
+    limit = {"max_records_per_partition": args.max_per_partition} if args.max_per_partition else {}
+    ingest = Ingest(settings, spark, topic=args.topic, **limit)
+
+    def progress(run: IngestRun) -> None:
+        print(f"ingest run {run.run_id}{' (redo of an interrupted run)' if run.redo else ''}: "
+              f"{run.records:,} messages in {run.seconds:.1f}s "
+              f"({run.records / max(run.seconds, 1e-9):,.0f} msg/s; "
+              + ", ".join(f"{k} {v:.1f}s" for k, v in run.phases.items()) + ")")
+        for p, c in sorted(run.partitions.items()):
+            flag = "" if c.balanced else "   <-- MISMATCH"
+            print(f"  partition {p}: offsets {c.start}..{c.end}  consumed {c.records:,}  "
+                  f"accepted {c.accepted:,}  rejected {c.rejected:,} "
+                  f"(duplicates {c.duplicates:,}){flag}")
+
+    try:
+        runs = ingest.run(progress=progress)
+    finally:
+        spark.stop()
+    if not runs:
+        print(f"ingest: nothing new on topic {ingest.topic}")
+        return 0
+    if not all(r.balanced for r in runs):
+        print("ingest: accepted + rejected != consumed for some partition", file=sys.stderr)
+        return 1
+    total = sum(r.records for r in runs)
+    print(f"ingest: {total:,} messages in {len(runs)} run(s); lake.raw.trades and "
+          "lake.raw.rejects are up to date (`concord serve refresh` makes them visible)")
+    return 0
+
+
+def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
+    from batch_layer.run import repeat
+    from infra.engines import spark_session
+
+    spark = spark_session(settings, "concord-batch-run")
+    try:
+        repeat(lambda: _batch_run_once(settings, spark, args.topic), args.every,
+               on_pause=lambda s: print(f"batch run: next run in {s:.0f}s", flush=True))
+    finally:
+        spark.stop()
+    return 0
+
+
+def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) -> None:
+    from batch_layer.run import BatchRun
+
+    def ingested(run: IngestRun) -> None:
+        print(f"ingest run {run.run_id}: {run.records:,} messages in {run.seconds:.1f}s, "
+              f"{sum(c.accepted for c in run.partitions.values()):,} accepted, "
+              f"{sum(c.rejected for c in run.partitions.values()):,} rejected", flush=True)
+
+    def recomputed(chunk: Chunk) -> None:
+        print(f"  recompute {chunk.start:%Y-%m-%d %H:%M} .. {chunk.end:%H:%M}: "
+              f"{chunk.windows:,} windows from {chunk.trades:,} trades", flush=True)
+
+    print(f"batch run: {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC", flush=True)
+    result = BatchRun(settings, spark, topic=topic).run(on_ingest=ingested,
+                                                        on_chunk=recomputed)
+    if not result.ingest:
+        print("batch run: nothing new in Kafka")
+    for v in result.views:
+        if v.boundary is None:
+            print(f"batch run: {v.view}: nothing to recompute")
+            continue
+        if v.boundary == v.previous:
+            moved = "unchanged"
+        else:
+            before = f"{v.previous:%Y-%m-%d %H:%M:%S}" if v.previous else "none"
+            moved = f"{before} -> {v.boundary:%Y-%m-%d %H:%M:%S} UTC"
+        print(f"batch run: {v.view}: {v.windows:,} windows recomputed in {len(v.ranges)} "
+              f"range(s); boundary {moved}")
+    for m in result.maintained:
+        print(f"batch run: {m.table}: {m.files_before:,} -> {m.files_after:,} files, "
+              f"{m.rows_deleted:,} rows before the retention deleted, "
+              f"{m.files_vacuumed:,} old files vacuumed", flush=True)
+
+
+def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
+    from batch_layer.recompute import Recompute, align, chunks, preview
+    from infra.engines import spark_session
+
+    views = [VIEWS[args.view]] if args.view else list(VIEWS.values())
+    if args.dry_run:
+        for view in views:
+            p = preview(settings, view, args.from_, args.to)
+            print(f"recompute {view.name} (dry run): {p.start:%Y-%m-%d %H:%M:%S} .. "
+                  f"{p.end:%Y-%m-%d %H:%M:%S} UTC in {p.chunks} commit(s) would read "
+                  f"{p.trades:,} trades from lake.raw.trades and replace {p.rows_now:,} rows "
+                  f"({p.windows_now:,} windows) of lake.batch.{view.name}")
+            if p.boundary is None:
+                print("  no boundary published yet: the serving view shows speed rows only")
+            elif p.end > p.boundary:
+                print(f"  windows from the boundary {p.boundary:%Y-%m-%d %H:%M:%S} UTC on are "
+                      "served from the speed layer until a batch run moves it past them")
+        return 0
+    spark = spark_session(settings, "concord-recompute")
+    job = Recompute(settings, spark)
+    try:
+        for view in views:
+            lo, hi = align(view, args.from_, args.to)
+            total = len(chunks(view, lo, hi, job.chunk))
+            done = itertools.count(1)
+
+            def progress(chunk: Chunk, name: str = view.name, total: int = total,
+                         done: Iterator[int] = done) -> None:
+                print(f"  {name} [{next(done)}/{total}] {chunk.start:%Y-%m-%d %H:%M} .. "
+                      f"{chunk.end:%Y-%m-%d %H:%M}: {chunk.windows:,} windows, "
+                      f"{chunk.rows:,} rows from {chunk.trades:,} trades in "
+                      f"{chunk.seconds:.1f}s", flush=True)
+
+            print(f"recompute {view.name}: {lo:%Y-%m-%d %H:%M:%S} .. {hi:%Y-%m-%d %H:%M:%S} UTC "
+                  f"(widened to whole {view.window_seconds}s windows)", flush=True)
+            written = job.run(view, lo, hi, progress=progress)
+            print(f"recompute {view.name}: {sum(c.windows for c in written):,} windows, "
+                  f"{sum(c.rows for c in written):,} rows written to lake.batch.{view.name} "
+                  f"from {sum(c.trades for c in written):,} trades")
+    finally:
+        spark.stop()
+    return 0

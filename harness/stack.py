@@ -1,0 +1,60 @@
+"""A stack of its own for a test session or a benchmark: a CONCORD_HOME of its own and a
+free port for each of Kafka's and Trino's listeners, so it never collides with a demo or
+another stack on the machine; always stopped at the end, also on failure."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from concord import demo
+from concord.stack import down, up
+from infra.processes import free_port
+from shared.config import Settings
+
+
+def private_settings(home: Path, **overrides: Any) -> Settings:
+    """Settings with `home` as CONCORD_HOME and free ports for every listener."""
+    ports = {"kafka_port": free_port(), "kafka_controller_port": free_port(),
+             "trino_port": free_port(), "trino_https_port": free_port()}
+    return Settings(home=home, **{**ports, **overrides})
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[Settings]:
+    """Kafka and Trino up (topic and schemas created) for the block; then what the block
+    may have started on them (speed job, demo processes) and the servers are stopped."""
+    try:
+        up(settings)
+        yield settings
+    finally:
+        try:
+            demo.stop(settings)
+        finally:
+            down(settings)
+
+
+@contextmanager
+def private_stack(*, start: bool = True, **overrides: Any) -> Iterator[Settings]:
+    """A temporary home (removed afterwards) and its settings; the stack `running` in it
+    unless `start` is false (a benchmark that needs only the lake and Spark)."""
+    with tempfile.TemporaryDirectory(prefix="concord-") as home:
+        settings = private_settings(Path(home), **overrides)
+        if not start:
+            yield settings
+            return
+        with running(settings):
+            yield settings
+
+
+def own_home(stack: Settings, root: Path, **overrides: object) -> Settings:
+    """The stack's settings with a CONCORD_HOME and lake of their own under `root` (for a
+    speed job's pid, status and checkpoints); the Trino credentials are the stack's."""
+    home = root / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "secrets").symlink_to(stack.home / "secrets")
+    return stack.model_copy(update={"home": home, "lake_uri": (root / "lake").as_uri(),
+                                    **overrides})
