@@ -8,7 +8,7 @@
    of ingest runs not yet recomputed for the view (raw.trades.ingest_run > the run id
    of its last boundary row), and every window between the old and the new boundary;
 4. the boundary is published in meta.boundaries (one appended row);
-5. the speed tables are maintained (speed_layer.maintenance): small files compacted,
+5. the speed tables are maintained (shared.maintenance): small files compacted,
    speed rows of windows before the *previous* boundary and older than the retention
    deleted, unreferenced files vacuumed.
 

@@ -4,7 +4,7 @@ the latency of its data with 8 concurrent viewers.
 Private stack; the real speed job; a live generated stream (--rate trades/s); the
 dashboard server (`concord dashboard`'s) in this process, reading Trino as desk.
 
-1. Headless Chromium (infra.browser, real time) opens the page: time to first chart =
+1. Headless Chromium (harness.browser, real time) opens the page: time to first chart =
    the page's performance.now() when its first candles were drawn (navigation start ->
    chart). Then, over --seconds, the mean interval between changes of the current bar
    the page saw.

@@ -19,10 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from infra.processes import Service
-from serving_layer.refresh import refresh
-from serving_layer.trino import query
 from shared.config import REPO_ROOT, Settings
-from speed_layer import control
 
 DEMO_RATE = 200  # messages per second of the live stream
 BATCH_EVERY_S = 180
@@ -47,6 +44,11 @@ def _concord(*args: str) -> list[str]:
 
 def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int = BATCH_EVERY_S,
           say: Callable[[str], None] = print) -> None:
+    # Imported here: the command line reads this module's defaults at every start.
+    from serving_layer.refresh import refresh
+    from serving_layer.trino import query
+    from speed_layer import control
+
     env = {**os.environ, **settings.as_env()}
     say("serving views: " + ", ".join(
         line.split(":")[0].removeprefix(f"{settings.catalog}.serving.")
@@ -85,6 +87,8 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int = BATCH_EVE
 
 def stop(settings: Settings) -> list[str]:
     """Stop the demo's processes (stream, batch loop, speed job); their names."""
+    from speed_layer import control
+
     stopped = [s.name for s in (stream_service(settings), batch_service(settings),
                                 dashboard_service(settings)) if s.stop()]
     if control.service(settings).pid() is not None:

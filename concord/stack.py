@@ -10,12 +10,13 @@ CONCORD_TRINO_URL set, the external service is used and not started here.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from infra import artifacts, kafka
 from infra.java import java17, java_for_trino
-from infra.processes import rss_bytes
+from infra.processes import Service, rss_bytes
 from infra.services import (
     KAFKA_VERSION,
     kafka_service,
@@ -36,6 +37,14 @@ class UpReport:
     seconds: float
 
 
+def _servers(settings: Settings) -> list[tuple[str, Callable[[Settings], Service],
+                                              Callable[[Settings], int]]]:
+    """(name, service, start) of each server this machine runs, in start order."""
+    return [server for server, managed in (
+        (("kafka", kafka_service, start_kafka), settings.manages_kafka),
+        (("trino", trino_service, start_trino), settings.manages_trino)) if managed]
+
+
 def up(settings: Settings) -> UpReport:
     """Start what is not running, wait until healthy; on failure stop what this call started."""
     t0 = time.monotonic()
@@ -48,24 +57,20 @@ def up(settings: Settings) -> UpReport:
     if settings.manages_trino:
         java_for_trino(settings)
         artifacts.trino_server_dir(settings)
+    servers = _servers(settings)
     try:
-        if settings.manages_kafka:
-            if kafka_service(settings).pid() is None:
-                start_kafka(settings)
-                started.append("kafka")
+        for name, service, start in servers:
+            if service(settings).pid() is None:
+                start(settings)
+                started.append(name)
             else:
-                already.append("kafka")
-        if settings.manages_trino:
-            if trino_service(settings).pid() is None:
-                start_trino(settings)
-                started.append("trino")
-            else:
-                already.append("trino")
+                already.append(name)
         topic_created = kafka.ensure_topic(settings, settings.topic, settings.topic_partitions)
         ensure_schemas(settings)
     except BaseException:
-        for name in reversed(started):
-            (kafka_service if name == "kafka" else trino_service)(settings).stop()
+        for name, service, _ in reversed(servers):
+            if name in started:
+                service(settings).stop()
         raise
     return UpReport(started, already, topic_created, time.monotonic() - t0)
 

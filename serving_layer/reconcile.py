@@ -347,8 +347,15 @@ class Reconciler:
             self._kafka = _KafkaView(self.settings)
         return self._kafka
 
+    @staticmethod
+    def check_range(start: datetime | None, end: datetime | None) -> None:
+        """Raises unless [start, end) is a range (either end may be open)."""
+        if start is not None and end is not None and end <= start:
+            raise ValueError("--to must be after --from")
+
     def run(self, views: Iterable[View], start: datetime | None = None,
             end: datetime | None = None) -> Report:
+        self.check_range(start, end)
         report = Report()
         try:
             for view in views:

@@ -12,8 +12,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from serving_layer.reconcile import Reconciler
     from serving_layer.refresh import refresh
 
-    if args.from_ is not None and args.to is not None and args.to <= args.from_:
-        raise ValueError("--to must be after --from")
+    Reconciler.check_range(args.from_, args.to)
     refresh(settings)  # every table registered, so the comparison sees all of them
     views = [VIEWS[args.view]] if args.view else list(VIEWS.values())
     report = Reconciler(settings).run(views, args.from_, args.to)

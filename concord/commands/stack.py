@@ -6,13 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from concord import demo, stack
 from concord.output import ago, table
-from concord.status import layer_status
 from shared.config import Settings, describe
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from concord import stack
+
     print(f"concord up: CONCORD_HOME={settings.home}", flush=True)
     report = stack.up(settings)
     for name in report.already:
@@ -28,6 +28,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from concord import demo, stack
+
     stopped = [*demo.stop(settings), *stack.down(settings)]
     if not stopped:
         print("concord down: nothing was running (no live pid files under "
@@ -38,6 +40,9 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from concord import stack
+    from concord.status import layer_status
+
     rows = stack.status(settings)
     layers = layer_status(settings, kafka_up=all(
         r["healthy"] for r in rows if r["component"] == "kafka"))

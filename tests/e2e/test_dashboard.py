@@ -2,7 +2,7 @@
 
 A live generated stream goes through the real speed job; `concord dashboard` serves the
 page; Chromium (Debian's package, installed by infra/run_tests.sh) loads it, in real
-time over the DevTools protocol (infra.browser). The chart
+time over the DevTools protocol (harness.browser). The chart
 renders (candles drawn on canvases), the current bar changes while the page is open,
 the freshness indicator and the board are filled, and a screenshot is kept in
 test-artifacts/dashboard.png.

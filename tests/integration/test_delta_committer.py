@@ -9,7 +9,6 @@ where the committer opens its table.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -21,6 +20,7 @@ from infra import kafka
 from shared.config import Settings
 from shared.tables import LakeReadError
 from speed_layer.delta_committer import DeltaCommitter
+from tests.committer import drain
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,16 @@ def _committer(stack: Settings, topic: str, uri: str) -> DeltaCommitter:
                           app_id=f"it-{topic}")
 
 
-def _drain(committer: DeltaCommitter, expected: int, timeout_s: float = 60) -> int:
-    deadline = time.monotonic() + timeout_s
-    written = 0
-    while written < expected and time.monotonic() < deadline:
-        written += committer.poll_once(timeout_ms=500)
-    return written
+def _committed(stack: Settings, topic: str, uri: str, n: int, partitions: int) -> None:
+    """`n` records sent to a new `topic` and committed to `uri` by a committer that then
+    stops, as a speed job does before a restart."""
+    kafka.ensure_topic(stack, topic, partitions)
+    _send(stack, topic, range(n))
+    first = _committer(stack, topic, uri)
+    try:
+        assert drain(first, n) == n
+    finally:
+        first.close()
 
 
 @pytest.fixture
@@ -74,20 +78,14 @@ def test_a_restart_during_a_read_error_writes_no_row_twice(
 ) -> None:
     topic = f"it-committer-{unique}"
     uri = stack.table_uri("speed", f"it_committer_{unique}")
-    kafka.ensure_topic(stack, topic, 2)
-    _send(stack, topic, range(500))
-    first = _committer(stack, topic, uri)
-    try:
-        assert _drain(first, 500) == 500
-    finally:
-        first.close()
+    _committed(stack, topic, uri, 500, partitions=2)
 
     flaky_reads["left"] = 1  # the restarted committer's first read of its table fails
     _send(stack, topic, range(500, 800))
     second = _committer(stack, topic, uri)
     try:
         assert flaky_reads["left"] == 0, "the committer never read its table"
-        _drain(second, 300)
+        drain(second, 300)
         assert second.poll_once(timeout_ms=1000) == 0
     finally:
         second.close()
@@ -105,13 +103,7 @@ def test_a_table_that_stays_unreadable_stops_the_committer(
 ) -> None:
     topic = f"it-committer-down-{unique}"
     uri = stack.table_uri("speed", f"it_committer_down_{unique}")
-    kafka.ensure_topic(stack, topic, 1)
-    _send(stack, topic, range(100))
-    first = _committer(stack, topic, uri)
-    try:
-        assert _drain(first, 100) == 100
-    finally:
-        first.close()
+    _committed(stack, topic, uri, 100, partitions=1)
 
     flaky_reads["left"] = 1_000
     with pytest.raises(LakeReadError, match="cannot read the Delta table"):

@@ -7,7 +7,6 @@ versions, so running it again never writes a record twice.
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import pyarrow as pa
@@ -20,6 +19,7 @@ from serving_layer.trino import query, register_table
 from shared.config import Settings
 from speed_layer.delta_committer import DeltaCommitter
 from speed_layer.flink_io import kafka_exactly_once_sink_ddl, kafka_source_ddl
+from tests.committer import drain
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +40,6 @@ def _committer(stack: Settings, topic: str, table: str) -> DeltaCommitter:
         schema=SCHEMA,
         app_id=f"it-{table}",
     )
-
-
-def _drain(committer: DeltaCommitter, expected: int, timeout_s: float = 60) -> int:
-    deadline = time.monotonic() + timeout_s
-    written = 0
-    while written < expected and time.monotonic() < deadline:
-        written += committer.poll_once(timeout_ms=500)
-    return written
 
 
 def test_flink_job_lands_kafka_rows_in_delta_read_by_trino(stack: Settings, unique: str) -> None:
@@ -77,7 +69,7 @@ def test_flink_job_lands_kafka_rows_in_delta_read_by_trino(stack: Settings, uniq
     table = f"it_flink_{unique}"
     committer = _committer(stack, sink, table)
     try:
-        assert _drain(committer, len(trades)) == len(trades)
+        assert drain(committer, len(trades)) == len(trades)
         assert committer.poll_once(timeout_ms=500) == 0
     finally:
         committer.close()
@@ -86,7 +78,7 @@ def test_flink_job_lands_kafka_rows_in_delta_read_by_trino(stack: Settings, uniq
     again = _committer(stack, sink, table)
     try:
         assert again.committed_offsets() != {0: -1, 1: -1}
-        assert _drain(again, 1, timeout_s=3) == 0
+        assert drain(again, 1, timeout_s=3) == 0
     finally:
         again.close()
 

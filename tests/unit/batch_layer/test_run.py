@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from batch_layer.run import contiguous, merge_ranges
 
 
@@ -25,3 +27,32 @@ def test_ingested_until_is_the_end_of_the_last_committed_run_per_partition() -> 
     ]
     assert ingested_until(ledger) == {0: 25, 1: 7}
     assert ingested_until([]) == {}
+
+
+def test_repeat_runs_once_without_an_interval() -> None:
+    from batch_layer.run import repeat
+
+    runs: list[int] = []
+    repeat(lambda: runs.append(1), None, sleep=lambda s: pytest.fail("must not wait"))
+    assert runs == [1]
+
+
+def test_repeat_keeps_start_to_start_intervals_and_never_waits_negative() -> None:
+    from batch_layer.run import repeat
+
+    clock = [0.0]
+    durations = iter([10.0, 200.0, 30.0])  # the second run takes longer than the interval
+    starts: list[float] = []
+    pauses: list[float] = []
+
+    def once() -> None:
+        starts.append(clock[0])
+        clock[0] += next(durations)
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    repeat(once, 180, on_pause=pauses.append, until=lambda: len(starts) == 3, sleep=sleep,
+           clock=lambda: clock[0])
+    assert starts == [0.0, 180.0, 380.0]
+    assert pauses == [170.0, 0.0]

@@ -83,3 +83,17 @@ def test_search_is_bounded() -> None:
     wrong = dict(evaluate(view, [c.trade for c in cands[:50]])[key], volume=Decimal("-1"))
     held, tries = recount_search(view, key, wrong, cands, max_tries=300)
     assert held is None and tries == 300
+
+
+def test_an_empty_range_is_refused_before_anything_is_read() -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from serving_layer.reconcile import Reconciler
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    Reconciler.check_range(t, None)
+    Reconciler.check_range(None, t)
+    with pytest.raises(ValueError, match="--to must be after --from"):
+        Reconciler.check_range(t, t)
