@@ -235,7 +235,7 @@ def duckdb_sql(view: View, files: list[str]) -> str:
     # ts >= 0 (the contract), so ts % width is the offset into the window.
     # Compiled from the declaration and our own file names: nothing from outside.
     return (
-        f"SELECT {keys}, epoch_ms(ts - ts % {view.window_ms}) AS window_start, "  # noqa: S608
+        f"SELECT {keys}, epoch_ms(ts - ts % {view.window_ms}) AS window_start, "
         f"{', '.join(columns)} "
         f"FROM read_parquet({source}, hive_partitioning = false) "
         f"GROUP BY ALL"
@@ -263,7 +263,7 @@ def compare(view: View, spark_rows: pa.Table, duck_rows: pa.Table) -> tuple[int,
         con.register("spark_rows", spark_rows)
         con.register("duck_rows", duck_rows)
         row = con.execute(
-            f"SELECT count(*) FILTER (WHERE s.{keys[0]} IS NOT NULL "  # noqa: S608
+            f"SELECT count(*) FILTER (WHERE s.{keys[0]} IS NOT NULL "
             f"AND d.{keys[0]} IS NOT NULL AND ({differ})), "
             f"count(*) FILTER (WHERE d.{keys[0]} IS NULL), "
             f"count(*) FILTER (WHERE s.{keys[0]} IS NULL) "

@@ -231,7 +231,7 @@ def build_lake(settings: Settings, days: int, speed_commits: int) -> datetime:
 
 def bars_sql(key: tuple[str, str], since: datetime) -> str:
     exchange, symbol = key
-    return ("SELECT * FROM lake.serving.bars_1m "  # noqa: S608 - fixed keys of this script
+    return ("SELECT * FROM lake.serving.bars_1m "
             f"WHERE exchange = '{exchange}' AND symbol = '{symbol}' "
             f"AND window_start >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S} UTC' "
             "ORDER BY window_start")
@@ -303,7 +303,7 @@ def level(settings: Settings, clients: int, per_client: int, since: datetime) ->
 def server_side(settings: Settings, ids: Sequence[str]) -> None:
     """Medians of Trino's own accounting of the queries: queued, analysis, planning, total."""
     listed = ", ".join(f"'{i}'" for i in ids if i)
-    found = query(settings, "SELECT queued_time_ms, analysis_time_ms, planning_time_ms, "  # noqa: S608
+    found = query(settings, "SELECT queued_time_ms, analysis_time_ms, planning_time_ms, "
                   "to_milliseconds(\"end\" - created) FROM system.runtime.queries "
                   f"WHERE query_id IN ({listed})")
     if not found:

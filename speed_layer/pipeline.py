@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pyflink.table import StatementSet, TableEnvironment
 
 
-def _flink_columns(columns: list[tuple[str, str]]) -> str:
+def flink_columns(columns: list[tuple[str, str]]) -> str:
     return ", ".join(f"`{name}` {flink_type(sql)}" for name, sql in columns)
 
 
@@ -81,7 +81,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
     for view in views:
         sink = f"speed_{view.name}"
         t_env.execute_sql(kafka_exactly_once_sink_ddl(
-            sink, _flink_columns(speed_columns(view)),
+            sink, flink_columns(speed_columns(view)),
             topic=view_topic(settings, view, source_topic), connection=kafka,
             transactional_id_prefix=f"{group_id}-{view.name}",
             extra={"json.timestamp-format.standard": "ISO-8601"},
@@ -96,7 +96,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
             f"FROM ({select})"
         )
     t_env.execute_sql(kafka_exactly_once_sink_ddl(
-        "speed_rejects", _flink_columns(SPEED_REJECTS),
+        "speed_rejects", flink_columns(SPEED_REJECTS),
         topic=rejects_topic(settings, source_topic), connection=kafka,
         transactional_id_prefix=f"{group_id}-rejects",
         extra={"json.timestamp-format.standard": "ISO-8601"},
