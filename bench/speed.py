@@ -21,17 +21,23 @@ speed start` runs it).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
+import tempfile
 import threading
 import time
+import uuid
+from pathlib import Path
 
-from harness.stack import private_stack
-from infra.kafka import group_lag
+from harness.stack import own_home, private_stack
+from infra.kafka import ensure_topic, group_lag
+from infra.processes import Service
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect
-from shared.config import Settings
+from shared.config import REPO_ROOT, Settings
 from speed_layer import control
 from speed_layer.job import GROUP_ID
 
@@ -143,31 +149,72 @@ def sustained(settings: Settings, steps: list[int], seconds: int) -> None:
     print(f"highest sustained speed-layer rate: {best:,} trades/s (target >= 50,000)")
 
 
-def catch_up(settings: Settings, messages: int) -> None:
-    """The speed job's rate on a backlog: `messages` produced before it starts, then the
-    fall of its lag, sampled every 2 s, from the first sample below the backlog (the job
-    is up and has completed a checkpoint) to zero."""
-    report = ProduceReport()
-    produce(settings, generated(MarketConfig(seed=3), count=messages, duration_s=None),
-            report=report,
-            progress=None)
-    print(f"catch-up: {report.sent:,} messages produced in {report.seconds:.1f}s", flush=True)
-    print(control.start(settings), flush=True)
+def fall_of_lag(settings: Settings, group: str, backlog: int, timeout_s: float = 1800
+                ) -> float | None:
+    """Trades/s at which `group`'s lag on the topic falls, sampled every 2 s from the first
+    sample below `backlog` (the job is up and has completed a checkpoint) to zero; None
+    when it did not reach zero in time."""
     samples: list[tuple[float, int]] = []
-    deadline = time.monotonic() + 1800
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        now, behind = time.monotonic(), lag(settings)
-        if behind < report.sent:
+        now, behind = time.monotonic(), group_lag(settings, group, settings.topic)
+        if behind < backlog:
             samples.append((now, behind))
         if behind == 0:
             break
         time.sleep(2)
     if len(samples) < 2 or samples[-1][1] != 0:
-        print(f"catch-up: did not finish (samples {samples[-3:]})", flush=True)
-        return
+        print(f"catch-up of {group}: did not finish (samples {samples[-3:]})", flush=True)
+        return None
     (t0, l0), (t1, _) = samples[0], samples[-1]
-    print(f"catch-up: {l0:,} messages in {t1 - t0:.1f}s = {l0 / (t1 - t0):,.0f} trades/s "
-          "(speed job alone on the box: no producer running)", flush=True)
+    return l0 / (t1 - t0)
+
+
+def baseline_rate(settings: Settings, backlog: int, parallelism: int) -> float | None:
+    """The plain Flink SQL job (bench.flink_baseline) on the backlog, as its own process."""
+    group = f"bench-baseline-{uuid.uuid4().hex[:6]}"
+    svc = Service("flink-baseline", settings.run_dir, settings.log_dir / "bench" /
+                  f"{group}.log", ())
+    env = {**os.environ, **settings.model_copy(
+        update={"flink_parallelism": parallelism}).as_env()}
+    svc.start([sys.executable, "-m", "bench.flink_baseline", "--group", group], env=env,
+              cwd=REPO_ROOT, ready=lambda: True, timeout_s=5)
+    try:
+        return fall_of_lag(settings, group, backlog)
+    finally:
+        svc.stop()
+
+
+def speed_job_rate(settings: Settings, backlog: int, parallelism: int, root: Path
+                   ) -> float | None:
+    """The speed job (`concord speed start`'s process) on the backlog, in a home of its
+    own (no checkpoint of an earlier run to resume from)."""
+    job = own_home(settings, root, flink_parallelism=parallelism)
+    print(control.start(job), flush=True)
+    try:
+        return fall_of_lag(job, GROUP_ID, backlog)
+    finally:
+        control.stop(job)
+
+
+def catch_up(settings: Settings, messages: int, parallelisms: list[int]) -> None:
+    """Side by side on one backlog per parallelism: the plain Flink SQL job, then the
+    speed job, each alone on the box (no producer running); rates and their ratio."""
+    for p in parallelisms:
+        topic = f"bench-catch-up-p{p}-{uuid.uuid4().hex[:6]}"
+        on_topic = settings.model_copy(update={"topic": topic})
+        ensure_topic(on_topic, topic, settings.topic_partitions)
+        report = produce(on_topic, generated(MarketConfig(seed=3), count=messages,
+                                             duration_s=None),
+                         report=ProduceReport(), progress=None)
+        print(f"catch-up, parallelism {p}: {report.sent:,} messages produced to {topic} in "
+              f"{report.seconds:.1f}s", flush=True)
+        plain = baseline_rate(on_topic, report.sent, p)
+        with tempfile.TemporaryDirectory(prefix="concord-speed-") as root:
+            ours = speed_job_rate(on_topic, report.sent, p, Path(root))
+        ratio = f"{ours / plain:.2f}x" if ours and plain else "n/a"
+        print(f"catch-up, parallelism {p}: plain Flink SQL {plain or 0:,.0f} trades/s, speed job "
+              f"{ours or 0:,.0f} trades/s: ratio {ratio} (target >= 0.8x)", flush=True)
 
 
 def main() -> None:
@@ -178,14 +225,16 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=int, default=45)
     parser.add_argument("--backlog", type=int, default=1_000_000,
                         help="messages for the catch-up measure (0: skip it)")
+    parser.add_argument("--parallelism", default="1,2",
+                        help="catch-up: the parallelisms to compare at")
     parser.add_argument("--only", choices=["catch-up", "freshness", "sustained"])
     args = parser.parse_args()
 
     with private_stack() as settings:  # stops the speed job and the stack at the end
         refresh(settings)
         if args.only in (None, "catch-up") and args.backlog:
-            catch_up(settings, args.backlog)
-        else:
+            catch_up(settings, args.backlog, [int(p) for p in args.parallelism.split(",")])
+        if args.only != "catch-up":
             print(control.start(settings), flush=True)
         if args.only in (None, "freshness"):
             freshness(settings, args.rate, args.seconds)

@@ -19,11 +19,12 @@ declaration to VIEWS.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
+from math import gcd
 from typing import Any, Final
 
 from shared.contract import Trade
@@ -192,6 +193,81 @@ def _measures(view: View, group: list[Trade]) -> dict[str, Any]:
             pick = min if m.agg is Agg.FIRST else max
             row[m.name] = value(pick(group, key=lambda t: (t.ts, t.trade_id)))
     return row
+
+
+def grain(views: Iterable[View]) -> View:
+    """The finest grain every one of `views` is a merge of: all their keys, the greatest
+    common divisor of their windows, and one measure per distinct (aggregate, input)
+    they use, named `<agg>_<input>` (`count` for COUNT).
+
+    Partial rows are mergeable, so a view's partial rows are the grain's partial rows
+    regrouped by the view's keys and window (`regroup`): the speed layer aggregates
+    trades once, at this grain, instead of once per view.
+    """
+    views = list(views)
+    keys = tuple(k for k in KEY_COLUMNS if any(k in v.keys for v in views))
+    window = 0
+    for v in views:
+        window = gcd(window, v.window_seconds)
+    measures: dict[str, Measure] = {}
+    for v in views:
+        for m in v.measures:
+            name = grain_measure(m)
+            measures.setdefault(name, Measure(name, m.agg, m.input))
+    return View("grain", keys, window, tuple(measures.values()),
+                doc="the finest grain of " + ", ".join(v.name for v in views))
+
+
+def grain_measure(m: Measure) -> str:
+    """The name of the grain's measure that `m` is a merge of."""
+    return "count" if m.agg is Agg.COUNT else f"{m.agg.value}_{m.input}"
+
+
+def regroup(view: View, rows: Iterable[Mapping[str, Any]], by: tuple[str, ...] = ()
+            ) -> list[dict[str, Any]]:
+    """Partial rows of a `grain` of views including `view` merged into partial rows of
+    `view`, exactly: one per view key, view window and `by` columns (kept as
+    they are, e.g. the speed layer's `emitted_at`). COUNT and SUM add, MIN and MAX stay,
+    FIRST and LAST take the value of the smallest or largest order key."""
+    with localcontext() as exact:
+        exact.prec = 80  # sums of DECIMAL(38,16) partials stay exact
+        return _regroup(view, rows, by)
+
+
+def _regroup(view: View, rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]
+             ) -> list[dict[str, Any]]:
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    width = view.window_seconds
+    for r in rows:
+        start = r["window_start"]
+        window = datetime.fromtimestamp(int(start.timestamp()) // width * width,
+                                        tz=start.tzinfo or UTC)
+        group = (*(r[k] for k in view.keys), window, *(r[c] for c in by))
+        merged = out.get(group)
+        if merged is None:
+            merged = {**{k: r[k] for k in view.keys}, "window_start": window,
+                      **{c: r[c] for c in by}}
+            for m in view.measures:
+                source = grain_measure(m)
+                merged[m.name] = r[source]
+                if m.key_column:
+                    merged[m.key_column] = r[f"{source}_key"]
+            out[group] = merged
+            continue
+        for m in view.measures:
+            value = r[grain_measure(m)]
+            if m.agg in (Agg.COUNT, Agg.SUM):
+                merged[m.name] += value
+            elif m.agg is Agg.MIN:
+                merged[m.name] = min(merged[m.name], value)
+            elif m.agg is Agg.MAX:
+                merged[m.name] = max(merged[m.name], value)
+            else:
+                key = r[f"{grain_measure(m)}_key"]
+                assert m.key_column is not None
+                if (key < merged[m.key_column]) == (m.agg is Agg.FIRST):
+                    merged[m.name], merged[m.key_column] = value, key
+    return list(out.values())
 
 
 # notional / volume rounded half up to 8 decimals, exactly. Trino divides decimals at

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,6 +40,8 @@ from shared.config import Settings
 from shared.tables import open_table
 
 Decoder = Callable[[bytes], Mapping[str, Any]]
+# What the committer writes for the records of one poll (e.g. partial rows regrouped).
+Transform = Callable[[list[Mapping[str, Any]]], list[dict[str, Any]]]
 
 
 def json_decoder(schema: pa.Schema) -> Decoder:
@@ -86,6 +88,7 @@ class DeltaCommitter:
         schema: pa.Schema,
         app_id: str,
         decoder: Decoder | None = None,
+        transform: Transform | None = None,
         partition_by: list[str] | None = None,
         max_batch: int = 50_000,
     ) -> None:
@@ -94,6 +97,7 @@ class DeltaCommitter:
         self.schema = schema
         self.app_id = app_id
         self.decoder = decoder or json_decoder(schema)
+        self.transform = transform
         self.partition_by = partition_by
         self.max_batch = max_batch
         self.stats = CommitStats()
@@ -132,7 +136,8 @@ class DeltaCommitter:
             self._consumer.seek(TopicPartition(self.topic, partition), offset + 1)
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
-        """Read what is available (up to max_batch) and commit it; returns records written."""
+        """Read what is available (up to max_batch) and commit it (transformed, if the
+        committer has a transform); returns the records it consumed."""
         batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_batch)
         rows: list[Mapping[str, Any]] = []
         last: dict[int, int] = {}
@@ -143,10 +148,11 @@ class DeltaCommitter:
                 last[tp.partition] = rec.offset
         if not last:
             return 0
-        self._commit(rows, last)
+        out = self.transform(rows) if self.transform is not None else rows
+        self._commit(out, last)
         return len(rows)
 
-    def _commit(self, rows: list[Mapping[str, Any]], last: dict[int, int]) -> None:
+    def _commit(self, rows: Sequence[Mapping[str, Any]], last: dict[int, int]) -> None:
         data = pa.Table.from_pylist(list(rows), schema=self.schema)
         now_ms = int(time.time() * 1000)
         txns = [Transaction(self._txn_id(p), off, now_ms) for p, off in sorted(last.items())]

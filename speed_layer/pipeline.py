@@ -1,17 +1,18 @@
-"""The speed layer's Flink pipeline: trades -> contract -> dedupe -> partials per view.
+"""The speed layer's Flink pipeline: trades -> contract -> dedupe -> partial rows.
 
     Kafka `trades` (raw bytes)
-      -> the contract (speed_layer.contract_udf: canonical messages accepted in the
-         JVM, the others judged by shared.contract in Python); rejected messages are
-         counted per reason and second into `lake.speed.contract_rejects`, never fatal
+      -> the contract (speed_layer.contract_udf); rejected messages are counted per
+         reason and second into `lake.speed.contract_rejects`, never fatal
       -> dedupe on (exchange, symbol, trade_id), first arrival wins, state kept for
          the dedupe horizon (`table.exec.state.ttl`, CONCORD_SPEED_DEDUPE_HORIZON_S)
-      -> every ~1 s of processing time (a 1 s TUMBLE on PROCTIME), one partial row
-         per (view keys, event-time window) seen in that second
-         (speed_layer.flink_views, the compiled declaration)
-      -> one Kafka topic per view, written in Kafka transactions committed on Flink
-         checkpoints (exactly once); speed_layer.delta_committer moves committed rows
-         into `lake.speed.<view>` with idempotent Delta commits.
+      -> every ~1 s of processing time (a 1 s TUMBLE on PROCTIME), one partial row per
+         (keys, event-time window) of the views' common grain (shared.views.grain: all
+         their keys, the gcd of their windows, every measure once) seen in that second:
+         the trades are aggregated once for all views (speed_layer.flink_views)
+      -> one Kafka topic, written in Kafka transactions committed on Flink checkpoints
+         (exactly once); one speed_layer.delta_committer per view reads it, regroups the
+         grain's rows into the view's (shared.views.regroup: partial rows merge) and
+         appends them to `lake.speed.<view>` with idempotent Delta commits.
 
 Durability: a partial row is durable in Kafka when the checkpoint after its second
 completes, and in Delta when the committer's commit holding it lands. A restart from
@@ -21,14 +22,15 @@ after that checkpoint were never committed to Kafka, so nothing is counted twice
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from infra.kafka import flink_properties
 from shared.config import Settings
 from shared.tables import SPEED_REJECTS, arrow_schema, speed_columns
-from shared.views import View
+from shared.views import View, grain, regroup
 from speed_layer import contract_udf
-from speed_layer.delta_committer import DeltaCommitter
+from speed_layer.delta_committer import DeltaCommitter, json_decoder
 from speed_layer.flink_io import kafka_exactly_once_sink_ddl, kafka_source_ddl
 from speed_layer.flink_views import flink_type, partials_sql
 
@@ -40,8 +42,9 @@ def flink_columns(columns: list[tuple[str, str]]) -> str:
     return ", ".join(f"`{name}` {flink_type(sql)}" for name, sql in columns)
 
 
-def view_topic(settings: Settings, view: View, topic: str | None = None) -> str:
-    return f"{topic or settings.topic}.speed.{view.name}"
+def partials_topic(settings: Settings, topic: str | None = None) -> str:
+    """The topic of the grain's partial rows (one for all views)."""
+    return f"{topic or settings.topic}.speed.partials"
 
 
 def rejects_topic(settings: Settings, topic: str | None = None) -> str:
@@ -78,23 +81,22 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
         ") WHERE rn = 1"
     )
     statements = t_env.create_statement_set()
-    for view in views:
-        sink = f"speed_{view.name}"
-        t_env.execute_sql(kafka_exactly_once_sink_ddl(
-            sink, flink_columns(speed_columns(view)),
-            topic=view_topic(settings, view, source_topic), connection=kafka,
-            transactional_id_prefix=f"{group_id}-{view.name}",
-            extra={"json.timestamp-format.standard": "ISO-8601"},
-        ))
-        # The TVF's own window_start/window_end are the processing-time second.
-        select = partials_sql(view, _each_second("trades_deduped"),
-                              extra_group_by=("window_start", "window_end"),
-                              extra_select=("window_end AS emitted",))
-        names = ", ".join(f"`{n}`" for n, _ in view.partial_columns())
-        statements.add_insert_sql(
-            f"INSERT INTO {sink} SELECT {names}, CAST(emitted AS TIMESTAMP(3)) "
-            f"FROM ({select})"
-        )
+    base = grain(views)
+    t_env.execute_sql(kafka_exactly_once_sink_ddl(
+        "speed_partials", flink_columns(speed_columns(base)),
+        topic=partials_topic(settings, source_topic), connection=kafka,
+        transactional_id_prefix=f"{group_id}-partials",
+        extra={"json.timestamp-format.standard": "ISO-8601"},
+    ))
+    # The TVF's own window_start/window_end are the processing-time second.
+    select = partials_sql(base, _each_second("trades_deduped"),
+                          extra_group_by=("window_start", "window_end"),
+                          extra_select=("window_end AS emitted",))
+    names = ", ".join(f"`{n}`" for n, _ in base.partial_columns())
+    statements.add_insert_sql(
+        f"INSERT INTO speed_partials SELECT {names}, CAST(emitted AS TIMESTAMP(3)) "
+        f"FROM ({select})"
+    )
     t_env.execute_sql(kafka_exactly_once_sink_ddl(
         "speed_rejects", flink_columns(SPEED_REJECTS),
         topic=rejects_topic(settings, source_topic), connection=kafka,
@@ -115,15 +117,23 @@ def _each_second(table: str) -> str:
 
 def committers(settings: Settings, views: list[View], *, topic: str | None = None,
                app_id: str = "concord-speed") -> list[DeltaCommitter]:
-    """One committer per view (its topic -> `lake.speed.<view>`), and one for the rejects
-    counts (-> `lake.speed.contract_rejects`)."""
+    """One committer per view (the grain's partial rows, regrouped -> `lake.speed.<view>`),
+    and one for the rejects counts (-> `lake.speed.contract_rejects`)."""
+    decode = json_decoder(arrow_schema(speed_columns(grain(views))))
+
+    def regrouped(view: View) -> Callable[[list[Mapping[str, Any]]], list[dict[str, Any]]]:
+        return lambda rows: regroup(view, rows, by=("emitted_at",))
+
     out = [
         DeltaCommitter(
             settings,
-            topic=view_topic(settings, view, topic),
+            topic=partials_topic(settings, topic),
             table_uri=settings.table_uri("speed", view.name),
             schema=arrow_schema(speed_columns(view)),
-            app_id=f"{app_id}-{view.name}",
+            # The txn ids name the source (the offsets are of the partials topic).
+            app_id=f"{app_id}/partials/{view.name}",
+            decoder=decode,
+            transform=regrouped(view),
         )
         for view in views
     ]
