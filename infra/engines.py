@@ -88,7 +88,8 @@ def flink_table_env(settings: Settings, *, streaming: bool = True) -> TableEnvir
     )
     t_env = TableEnvironment.create(env_settings)
     conf = t_env.get_config()
-    jar_uris = ";".join(p.resolve().as_uri() for p in artifacts.jars(settings, "flink"))
+    jars = [*artifacts.jars(settings, "flink"), artifacts.speed_functions_jar(settings)]
+    jar_uris = ";".join(p.resolve().as_uri() for p in jars)
     conf.set("pipeline.jars", jar_uris)
     conf.set("parallelism.default", str(settings.flink_parallelism))
     conf.set("table.local-time-zone", "UTC")

@@ -17,9 +17,10 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
-from infra.artifacts import CHARTS_VERSION, ENGINES, TRINO_VERSION, engine_dir
+from infra.artifacts import CHARTS_VERSION, ENGINES, SPEED_FUNCTIONS, TRINO_VERSION, engine_dir
 from infra.java import JavaNotFoundError, Jdk, find_jdk, pypi_jdk_home
 from shared.config import Settings, load_settings
 
@@ -168,6 +169,52 @@ def _unpack_trino(folder: Path) -> None:
     (folder / f"trino-cli-{TRINO_VERSION}-executable.jar").rename(folder / "trino-cli.jar")
 
 
+SPEED_JVM = Path(__file__).resolve().parents[1] / "speed_layer" / "jvm"
+
+
+def build_speed_functions(settings: Settings, jdks: list[Jdk]) -> bool:
+    """Compile the speed layer's JVM functions (speed_layer/jvm/**.java) against the
+    apache-flink wheel's jars into one jar; False when it is up to date (a stamp holds
+    the sources' hash). javac comes from the first of `jdks` that has one, `--release 17`
+    (Flink runs on Java 17)."""
+    import pyflink
+
+    sources = sorted(SPEED_JVM.rglob("*.java"))
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(source.relative_to(SPEED_JVM).as_posix().encode())
+        digest.update(source.read_bytes())
+    dest = settings.artifacts / SPEED_FUNCTIONS
+    stamp = dest / ".stamp"
+    if stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
+        return False
+    javac = next((j.home / "bin" / "javac" for j in jdks if (j.home / "bin" / "javac").is_file()),
+                 None)
+    if javac is None:
+        raise SetupError("the speed layer's JVM functions need javac: no JDK with a compiler "
+                         f"among {', '.join(str(j.home) for j in jdks)} (Debian: apt-get "
+                         "install openjdk-17-jdk-headless, or set CONCORD_JAVA17_HOME)")
+    flink_lib = Path(pyflink.__file__).parent / "lib"
+    with tempfile.TemporaryDirectory() as tmp:
+        classes = Path(tmp) / "classes"
+        proc = subprocess.run(
+            [str(javac), "--release", "17", "-nowarn", "-cp", str(flink_lib / "*"),
+             "-d", str(classes), *map(str, sources)],
+            capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SetupError(f"compiling {SPEED_JVM} failed:\n{proc.stderr.strip()[-2000:]}")
+        dest.mkdir(parents=True, exist_ok=True)
+        jar = dest / "concord-speed-functions.jar"
+        partial = jar.with_suffix(".tmp")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+            out.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            for cls in sorted(classes.rglob("*.class")):
+                out.write(cls, cls.relative_to(classes).as_posix())
+        partial.replace(jar)
+    stamp.write_text(digest.hexdigest() + "\n")
+    return True
+
+
 def resolve_charts(settings: Settings) -> bool:
     """The dashboard's chart library (npm lightweight-charts, standalone build); False
     when already there. `npm pack` checks the package's integrity against the registry."""
@@ -211,6 +258,11 @@ def main() -> int:
                 log(f"{engine}: resolved in {time.monotonic() - t0:.1f}s")
             else:
                 log(f"{engine}: up to date")
+        t0 = time.monotonic()
+        if build_speed_functions(settings, [jdk17, jdk_trino]):
+            log(f"speed layer JVM functions: compiled in {time.monotonic() - t0:.1f}s")
+        else:
+            log("speed layer JVM functions: up to date")
         t0 = time.monotonic()
         if resolve_charts(settings):
             log(f"dashboard charts: fetched in {time.monotonic() - t0:.1f}s")

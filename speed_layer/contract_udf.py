@@ -1,18 +1,30 @@
-"""The trade contract inside Flink SQL: shared.contract as a vectorized Python function.
+"""The trade contract inside Flink SQL: a JVM fast path, and shared.contract in Python.
 
 Flink's own JSON functions read JSON numbers through double, which would break the
 contract's literal-text number rules (DECIMAL(18,8) exactly, "9 fractional digits"
 judged on the digits as written). So the speed layer does not re-express the rules in
-SQL: it calls the one definition, `shared.contract.verdict`, in a pandas (Arrow
-batched) UDF, which runs in the Python worker next to the JVM:
+SQL. A canonical message (shared.contract.CANONICAL_RE: the fields in their documented
+order, decimals as strings; what the generator and the exchange adapters write) is
+accepted by `canonical_trade`, a JVM function (speed_layer/jvm, compiled by `make
+setup`) that matches the same pattern, passed to it from shared.contract as a literal;
+every other message gets the verdict of the one definition, `shared.contract.verdict`,
+in a pandas (Arrow batched) UDF in the Python worker:
 
     SELECT ok, exchange, ..., detail, <kept columns> FROM (parsed_sql(source))
 
-Measured (bench/speed.py catch-up, BENCHMARKS.md): the row-at-a-time UDF took ~11.6k
-messages/s; this one ~17k/s. A JVM fast path for canonical messages (REGEXP, then
-SPLIT_INDEX per field; REGEXP_EXTRACT compiles its pattern on every call) was slower
-still, ~9k/s: it puts the string work on the source thread, while the Python worker
-uses the other core.
+The stream splits in two, and only the messages the fast path did not settle (a few
+in a hundred) cross to Python. Measured (bench/speed.py catch-up, BENCHMARKS.md): every
+message through Python 22-23k messages/s; every message to the Python worker with the
+settled ones as nulls (one ordered stream) 26k/s; split 34k/s. (An earlier JVM fast path
+in Flink SQL's own string functions, REGEXP then SPLIT_INDEX per field, ran at ~9k/s.)
+
+What the split costs: the Python branch runs a bundle behind (python.fn-execution.
+bundle.time, 100 ms), so a message it judges may reach the dedupe after a later
+message of the fast branch. The dedupe keeps the first to arrive; only two copies of
+one trade (exchange, symbol, trade_id) that differ in their fields, one canonical and
+one not, sent within about a bundle of each other, can then be kept the other way round
+than the batch layer keeps them (first in Kafka order); the batch layer's row replaces
+the speed layer's when its boundary passes.
 
 The result has the columns of shared.contract.VERDICT_FIELDS, the same the batch
 layer's Spark ingest produces, so both engines give the same values for the same
@@ -23,17 +35,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from shared.contract import VERDICT_FIELDS, verdict
+from shared.contract import CANONICAL_RE, MAX_TS_MS, VERDICT_FIELDS, verdict
 
 if TYPE_CHECKING:
     from pyflink.table import TableEnvironment
 
 FUNCTION_NAME: Final = "parse_trade"
+FAST_FUNCTION: Final = "canonical_trade"
+FAST_CLASS: Final = "concord.speed.CanonicalTrade"
 _NAMES: Final = [name for name, _ in VERDICT_FIELDS]
 
 
 def register(t_env: TableEnvironment) -> None:
-    """Make `parse_trade(value BYTES) -> ROW<VERDICT_FIELDS>` callable (vectorized)."""
+    """Make `parse_trade(value BYTES) -> ROW<VERDICT_FIELDS>` (vectorized Python) and
+    `canonical_trade(value, pattern, max_ts)` (the JVM fast path, NULL unless canonical
+    and valid) callable."""
     from pyflink.table import DataTypes
     from pyflink.table.udf import udf
 
@@ -56,11 +72,18 @@ def register(t_env: TableEnvironment) -> None:
     function = udf(parse, input_types=[DataTypes.BYTES()],
                    result_type=row_type, func_type="pandas", deterministic=True)
     t_env.create_temporary_system_function(FUNCTION_NAME, function)
+    t_env.create_java_temporary_system_function(FAST_FUNCTION, FAST_CLASS)
 
 
 def parsed_sql(source: str, keep: tuple[str, ...] = ()) -> str:
     """SELECT of the verdict columns (VERDICT_FIELDS order), then the `keep` columns, for
-    every row of `source` (a table or subquery with a `value` BYTES column)."""
+    every row of `source` (a table or subquery with a `value` BYTES column): the fast
+    path's verdict where it has one, the Python function's for the other rows."""
     kept = "".join(f", `{c}`" for c in keep)
+    pattern = CANONICAL_RE.replace("'", "''")
+    fast = f"{FAST_FUNCTION}(`value`, '{pattern}', CAST({MAX_TS_MS} AS BIGINT))"
     fields = ", ".join(f"v.`{name}` AS `{name}`" for name in _NAMES)
-    return f"SELECT {fields}{kept} FROM (SELECT {FUNCTION_NAME}(`value`) AS v{kept} FROM {source})"
+    marked = f"(SELECT {fast} AS f, `value`{kept} FROM {source})"
+    return (f"SELECT {fields}{kept} FROM ("
+            f"SELECT f AS v{kept} FROM {marked} WHERE f IS NOT NULL UNION ALL "
+            f"SELECT {FUNCTION_NAME}(`value`) AS v{kept} FROM {marked} WHERE f IS NULL)")

@@ -89,3 +89,35 @@ CASES: list[tuple[str, bytes, str | dict[str, Any]]] = [
     ("string", raw('"trade"'), Reason.NOT_AN_OBJECT),
     ("null", raw("null"), Reason.NOT_AN_OBJECT),
 ]
+
+
+def _mutations(value: bytes) -> list[bytes]:
+    """Small edits of a good message: each character dropped, doubled or replaced."""
+    out = []
+    for i in range(len(value)):
+        out.append(value[:i] + value[i + 1:])
+        out.append(value[:i] + value[i:i + 1] * 2 + value[i + 1:])
+        for ch in (b"0", b" ", b"\"", b"\\", b"\n", b"-", b"9", b".", "\u2028".encode()):
+            out.append(value[:i] + ch + value[i + 1:])
+    return out
+
+
+def fast_path_samples() -> list[bytes]:
+    """Messages an engine's fast path for canonical messages must never judge otherwise
+    than the contract: every case, 5,000 generated messages (a fifth malformed), every
+    one-character edit of a good message, decimals and ts at their limits, and a good
+    message with something around it."""
+    import itertools
+
+    from producers.market import Market, MarketConfig
+
+    market = itertools.islice(Market(MarketConfig(seed=5, malformed_fraction=0.2)).messages(),
+                              5000)
+    good = CASES[0][1]
+    samples = [c[1] for c in CASES] + [m.value for m in market] + _mutations(good)
+    samples += [msg(price=p) for p in ("0", "00", "0.00000001", "0000000000000001.5", "1.",
+                                       ".5", "01", "12345678901", "1234567890.123456789")]
+    samples += [good + "\u2028".encode(), good + b"\n", b" \t" + good, good + b"}",
+                b"\xef\xbb\xbf" + good]
+    samples += [msg(ts=t) for t in (0, 253402300799999, 253402300800000, 999999999999999)]
+    return samples

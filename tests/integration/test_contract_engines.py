@@ -18,10 +18,10 @@ from infra import kafka
 from infra.engines import flink_table_env
 from infra.kafka import ensure_topic
 from shared.config import Settings
-from shared.contract import VERDICT_FIELDS, Reason
+from shared.contract import VERDICT_FIELDS, Reason, verdict
 from speed_layer import contract_udf
 from speed_layer.flink_io import kafka_source_ddl
-from tests.contract_cases import CASES
+from tests.contract_cases import CASES, fast_path_samples
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,20 @@ EXPECTED: list[str | dict[str, Any]] = [c[2] for c in CASES] + [Reason.MALFORMED
 IDS = [c[0] for c in CASES] + ["tombstone"]
 
 
-@pytest.fixture
-def topic(stack: Settings, unique: str) -> str:
-    name = f"it-contract-{unique}"
+def _send(stack: Settings, name: str, values: list[bytes | None]) -> str:
+    """`values` in order to a new one-partition topic `name` (offset i = values[i])."""
     ensure_topic(stack, name, 1)
     producer = kafka.producer(stack)
-    for value in VALUES:
+    for value in values:
         producer.send(name, key=b"binance:BTC-USDT", value=value)
     producer.flush()
     producer.close()
     return name
+
+
+@pytest.fixture
+def topic(stack: Settings, unique: str) -> str:
+    return _send(stack, f"it-contract-{unique}", VALUES)
 
 
 def _check(engine: str, rows: dict[int, dict[str, Any]]) -> None:
@@ -99,3 +103,19 @@ def test_spark_and_flink_apply_the_same_contract(
     # Decimals arrive exact in both (no float anywhere on the way).
     assert isinstance(flink_rows[0]["price"], Decimal)
     assert flink_rows[0]["price"] == spark_rows[0]["price"] == Decimal("64250.12")
+
+
+def test_the_fast_paths_never_judge_otherwise_than_the_contract(
+    spark: SparkSession, stack: Settings, unique: str
+) -> None:
+    """Spark's JVM fast path (a regex in SQL) and Flink's (speed_layer/jvm), each with
+    Python for the rest, on the messages that probe the canonical form's edges."""
+    samples: list[bytes | None] = list(fast_path_samples())
+    name = _send(stack, f"it-contract-edges-{unique}", samples)
+    expected = {i: dict(zip(NAMES, verdict(value), strict=True))
+                for i, value in enumerate(samples)}
+    for engine, rows in (("spark", _spark_rows(spark, stack, name)),
+                         ("flink", _flink_rows(stack, name, f"edges-{unique}"))):
+        wrong = [(samples[i], rows.get(i), want) for i, want in expected.items()
+                 if rows.get(i) != want]
+        assert not wrong, f"{engine}: {len(wrong)} of {len(samples)} differ, e.g. {wrong[:3]}"
