@@ -28,7 +28,7 @@ from shared.tables import speed_columns
 from shared.views import BARS_1M
 from speed_layer.flink_io import kafka_source_ddl
 from speed_layer.flink_views import partials_sql
-from speed_layer.pipeline import flink_columns
+from speed_layer.pipeline import each_emit, flink_columns
 
 DECIMAL = "DECIMAL(18,8)"
 
@@ -57,7 +57,7 @@ def statements(settings: Settings, topic: str, group: str) -> list[str]:
         ") WHERE rn = 1")
     sink = (f"CREATE TEMPORARY TABLE bars_sink ({flink_columns(speed_columns(BARS_1M))}) "
             "WITH ('connector' = 'blackhole')")
-    each_second = "TABLE(TUMBLE(TABLE trades_deduped, DESCRIPTOR(proc), INTERVAL '1' SECOND))"
+    each_second = each_emit(settings, "trades_deduped")
     select = partials_sql(BARS_1M, each_second, extra_group_by=("window_start", "window_end"),
                           extra_select=("window_end AS emitted",))
     names = ", ".join(f"`{n}`" for n, _ in BARS_1M.partial_columns())

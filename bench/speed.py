@@ -21,6 +21,7 @@ speed start` runs it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -28,9 +29,13 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow.dataset as pc
+
 from harness.stack import own_home, private_stack
+from infra import kafka
 from infra.kafka import ensure_topic, group_lag
 from infra.processes import Service
 from producers.market import MarketConfig
@@ -38,8 +43,10 @@ from producers.produce import ProduceReport, generated, produce
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect
 from shared.config import REPO_ROOT, Settings
+from shared.tables import open_table
 from speed_layer import control
 from speed_layer.job import GROUP_ID
+from speed_layer.pipeline import partials_topic
 
 WARM_UP_S = 30
 
@@ -56,8 +63,52 @@ def pct(values: list[float], q: float) -> float:
 
 def freshness(settings: Settings, rate: int, seconds: int) -> None:
     sent: dict[int, float] = {}  # marker ts -> wall time sent
-    seen: dict[str, dict[int, float]] = {"ticker": {}, "bars_1m": {}}
+    # Where each marker became visible, stage by stage: the speed job's partials topic
+    # (read_committed: after the checkpoint that covers it), the Delta table (delta-rs),
+    # then through Trino (bars_1m's current bar and the ticker).
+    seen: dict[str, dict[int, float]] = {"kafka": {}, "delta": {}, "bars_1m": {}, "ticker": {}}
     stop = threading.Event()
+
+    def mark(stage: str, counts: dict[int, int], now: float) -> None:
+        """Markers of each minute counted `counts[minute]` times are seen at `now`."""
+        by_minute: dict[int, list[int]] = {}
+        for ts in sorted(sent):
+            by_minute.setdefault(ts // 60_000 * 60_000, []).append(ts)
+        for minute, stamps in by_minute.items():
+            for ts in stamps[:counts.get(minute, 0)]:
+                seen[stage].setdefault(ts, now)
+
+    def kafka_stage() -> None:
+        consumer = kafka.consumer(settings, isolation_level="read_committed",
+                                  auto_offset_reset="latest", group_id=None,
+                                  consumer_timeout_ms=200)
+        consumer.subscribe([partials_topic(settings)])
+        counts: dict[int, int] = {}
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=50).values():
+                for rec in records:
+                    row = json.loads(rec.value)
+                    if row["exchange"] == "bench":
+                        minute = int(datetime.fromisoformat(row["window_start"] + "+00:00")
+                                     .timestamp() * 1000)
+                        counts[minute] = counts.get(minute, 0) + int(row["count"])
+            mark("kafka", counts, time.time())
+        consumer.close()
+
+    def delta_stage() -> None:
+        uri = settings.table_uri("speed", "bars_1m")
+        while not stop.is_set():
+            table = open_table(uri)
+            if table is not None:
+                rows = table.to_pyarrow_dataset().to_table(
+                    columns=["window_start", "trade_count"],
+                    filter=pc.field("exchange") == "bench").to_pylist()
+                counts: dict[int, int] = {}
+                for r in rows:
+                    minute = int(r["window_start"].timestamp() * 1000)
+                    counts[minute] = counts.get(minute, 0) + int(r["trade_count"])
+                mark("delta", counts, time.time())
+            time.sleep(0.05)
 
     def background() -> None:
         produce(settings, generated(MarketConfig(seed=8), count=None,
@@ -92,18 +143,12 @@ def freshness(settings: Settings, rate: int, seconds: int) -> None:
                         "FROM lake.serving.bars_1m WHERE exchange = 'bench' AND "
                         "symbol = 'MARK-USD' AND window_start >= current_timestamp - "
                         "INTERVAL '3' MINUTE")
-            counts = {int(w): int(c) for w, c in cur.fetchall()}
-            now = time.time()
-            by_minute: dict[int, list[int]] = {}
-            for ts in sorted(sent):
-                by_minute.setdefault(ts // 60_000 * 60_000, []).append(ts)
-            for minute, stamps in by_minute.items():
-                for ts in stamps[:counts.get(minute, 0)]:
-                    seen["bars_1m"].setdefault(ts, now)
+            mark("bars_1m", {int(w): int(c) for w, c in cur.fetchall()}, time.time())
             time.sleep(0.1)
         conn.close()  # type: ignore[no-untyped-call]
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (background, markers, poll)]
+    threads = [threading.Thread(target=f, daemon=True)
+               for f in (background, markers, poll, kafka_stage, delta_stage)]
     threads[0].start()
     time.sleep(WARM_UP_S)  # the job's first seconds (JIT, Python workers) are not steady state
     for t in threads[1:]:

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         "it; `concord reconcile` explains the difference).",
     )
     flink_checkpoint_ms: int = Field(default=1000, ge=100, description="Checkpoint interval.")
+    speed_emit_ms: int = Field(
+        default=1000, ge=100, le=60_000,
+        description="The speed job emits partial rows for the trades of each slice of this "
+        "many milliseconds of processing time (freshness against rows written).",
+    )
     speed_compact_every_s: int = Field(
         default=30, ge=0,
         description="The speed job compacts its tables' small files this often (0: only "

@@ -89,7 +89,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
         extra={"json.timestamp-format.standard": "ISO-8601"},
     ))
     # The TVF's own window_start/window_end are the processing-time second.
-    select = partials_sql(base, _each_second("trades_deduped"),
+    select = partials_sql(base, each_emit(settings, "trades_deduped"),
                           extra_group_by=("window_start", "window_end"),
                           extra_select=("window_end AS emitted",))
     names = ", ".join(f"`{n}`" for n, _ in base.partial_columns())
@@ -103,7 +103,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
         transactional_id_prefix=f"{group_id}-rejects",
         extra={"json.timestamp-format.standard": "ISO-8601"},
     ))
-    every_second = _each_second("trades_parsed")
+    every_second = each_emit(settings, "trades_parsed")
     statements.add_insert_sql(
         "INSERT INTO speed_rejects SELECT CAST(window_end AS TIMESTAMP(3)), reason, "
         f"COUNT(*) FROM {every_second} WHERE NOT ok GROUP BY window_start, window_end, reason"
@@ -111,8 +111,12 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
     return statements
 
 
-def _each_second(table: str) -> str:
-    return f"TABLE(TUMBLE(TABLE {table}, DESCRIPTOR(proc), INTERVAL '1' SECOND))"
+def each_emit(settings: Settings, table: str) -> str:
+    """`table`'s rows in processing-time slices of CONCORD_SPEED_EMIT_MS: each slice's
+    partial rows are emitted when it ends."""
+    ms = settings.speed_emit_ms
+    return (f"TABLE(TUMBLE(TABLE {table}, DESCRIPTOR(proc), "
+            f"INTERVAL '{ms // 1000}.{ms % 1000:03d}' SECOND(1, 3)))")
 
 
 def committers(settings: Settings, views: list[View], *, topic: str | None = None,
