@@ -116,7 +116,7 @@ def each_emit(settings: Settings, table: str) -> str:
     partial rows are emitted when it ends."""
     ms = settings.speed_emit_ms
     return (f"TABLE(TUMBLE(TABLE {table}, DESCRIPTOR(proc), "
-            f"INTERVAL '{ms // 1000}.{ms % 1000:03d}' SECOND(1, 3)))")
+            f"INTERVAL '{ms // 1000}.{ms % 1000:03d}' SECOND(2, 3)))")
 
 
 def committers(settings: Settings, views: list[View], *, topic: str | None = None,
