@@ -28,6 +28,7 @@ from shared.tables import speed_columns
 from shared.views import BARS_1M
 from speed_layer.flink_io import kafka_source_ddl
 from speed_layer.flink_views import partials_sql
+from speed_layer.job import configure_state
 from speed_layer.pipeline import each_emit, flink_columns
 
 DECIMAL = "DECIMAL(18,8)"
@@ -76,8 +77,7 @@ def main() -> int:
     conf = t_env.get_config()
     # The speed job's state and checkpoint settings (speed_layer.job), so only the
     # work differs.
-    conf.set("state.backend.type", "rocksdb")
-    conf.set("execution.checkpointing.incremental", "true")
+    configure_state(conf)
     conf.set("execution.checkpointing.dir", (settings.data_dir / "bench-baseline" /
                                              args.group).resolve().as_uri())
     conf.set("table.exec.state.ttl", f"{settings.speed_dedupe_horizon_s} s")
