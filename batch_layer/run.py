@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING
 
 from batch_layer.ingest import Ingest, IngestRun
 from batch_layer.recompute import Chunk, Recompute
-from shared.bookkeeping import boundary_history, keep_from, publish_boundaries
+from shared.bookkeeping import (
+    boundary_history,
+    current_boundaries,
+    keep_from,
+    publish_boundaries,
+)
 from shared.config import Settings
 from shared.maintenance import Maintained, maintain
 from shared.tables import open_table
@@ -123,7 +128,7 @@ class BatchRun:
 
     def current(self) -> dict[str, tuple[datetime, int]]:
         """view -> (boundary, last ingest run recomputed), from meta.boundaries."""
-        return {view: rows[-1] for view, rows in self.history().items()}
+        return current_boundaries(self.settings)
 
     def maintain_speed(self) -> list[Maintained]:
         """Delete speed rows no longer needed, compact, vacuum (shared.maintenance)."""

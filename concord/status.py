@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import kafka
-from shared.bookkeeping import boundary_history, ingest_ledger, ingested_until
+from shared.bookkeeping import current_boundaries, ingest_ledger, ingested_until
 from shared.config import Settings
 from shared.tables import read_rows
 from shared.views import VIEWS
@@ -46,8 +46,8 @@ def speed_status(settings: Settings, ends: dict[int, int] | None, now: float) ->
     if chk:
         out["checkpoint_age_s"] = _age((Path(chk) / "_metadata").stat().st_mtime, now)
     if ends is not None:
-        committed = kafka.committed_offsets(settings, GROUP_ID, settings.topic) or {}
-        out["kafka_lag"] = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
+        out["kafka_lag"] = kafka.lag(
+            ends, kafka.committed_offsets(settings, GROUP_ID, settings.topic) or {})
     since = datetime.fromtimestamp(now, tz=UTC) - REJECTS_WINDOW
     rejects = [r for r in read_rows(settings.table_uri("speed", "contract_rejects"))
                if r["emitted_at"] is not None and r["emitted_at"] >= since]
@@ -70,17 +70,15 @@ def batch_status(settings: Settings, ends: dict[int, int] | None, now: float) ->
                                   if records else None),
         )
     if ends is not None:
-        read = ingested_until(ledger)
-        out["kafka_lag"] = sum(max(0, end - read.get(p, 0)) for p, end in ends.items())
+        out["kafka_lag"] = kafka.lag(ends, ingested_until(ledger))
     return out
 
 
 def serving_status(settings: Settings, now: float) -> dict[str, Any]:
-    history = boundary_history(settings)
+    current = current_boundaries(settings)
     views = {}
     for name in VIEWS:
-        rows = history.get(name, [])
-        boundary = rows[-1][0] if rows else None
+        boundary = current[name][0] if name in current else None
         views[name] = {"boundary": boundary.isoformat() if boundary else None,
                        "boundary_age_s": _age(boundary, now)}
     return {"views": views}

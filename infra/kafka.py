@@ -18,6 +18,7 @@ SASL_SSL), `CONCORD_KAFKA_SASL_MECHANISM` (PLAIN, SCRAM-SHA-256/512),
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from infra.processes import port_in_use
@@ -211,8 +212,11 @@ def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, i
     return out or None
 
 
+def lag(ends: Mapping[int, int], positions: Mapping[int, int]) -> int:
+    """Messages between `positions` (per partition; 0 where absent) and `ends`."""
+    return sum(max(0, end - positions.get(p, 0)) for p, end in ends.items())
+
+
 def group_lag(settings: Settings, group: str, topic: str) -> int:
     """Messages of `topic` past what `group` committed (all partitions)."""
-    committed = committed_offsets(settings, group, topic) or {}
-    return sum(max(0, end - committed.get(p, 0))
-               for p, end in end_offsets(settings, topic).items())
+    return lag(end_offsets(settings, topic), committed_offsets(settings, group, topic) or {})

@@ -50,7 +50,7 @@ def compact(uri: str, min_files: int = 2) -> tuple[int, int] | None:
     before = len(table.file_uris())
     if before < min_files:
         return None
-    DeltaTable(uri).optimize.compact()
+    table.optimize.compact()
     return before, len(DeltaTable(uri).file_uris())
 
 

@@ -238,6 +238,7 @@ def _regroup(view: View, rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]
              ) -> list[dict[str, Any]]:
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     width = view.window_seconds
+    sources = [(m, grain_measure(m)) for m in view.measures]
     for r in rows:
         start = r["window_start"]
         window = datetime.fromtimestamp(int(start.timestamp()) // width * width,
@@ -247,15 +248,14 @@ def _regroup(view: View, rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]
         if merged is None:
             merged = {**{k: r[k] for k in view.keys}, "window_start": window,
                       **{c: r[c] for c in by}}
-            for m in view.measures:
-                source = grain_measure(m)
+            for m, source in sources:
                 merged[m.name] = r[source]
                 if m.key_column:
                     merged[m.key_column] = r[f"{source}_key"]
             out[group] = merged
             continue
-        for m in view.measures:
-            value = r[grain_measure(m)]
+        for m, source in sources:
+            value = r[source]
             if m.agg in (Agg.COUNT, Agg.SUM):
                 merged[m.name] += value
             elif m.agg is Agg.MIN:
@@ -263,7 +263,7 @@ def _regroup(view: View, rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]
             elif m.agg is Agg.MAX:
                 merged[m.name] = max(merged[m.name], value)
             else:
-                key = r[f"{grain_measure(m)}_key"]
+                key = r[f"{source}_key"]
                 assert m.key_column is not None
                 if (key < merged[m.key_column]) == (m.agg is Agg.FIRST):
                     merged[m.name], merged[m.key_column] = value, key

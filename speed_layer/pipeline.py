@@ -5,9 +5,10 @@
          reason and second into `lake.speed.contract_rejects`, never fatal
       -> dedupe on (exchange, symbol, trade_id), first arrival wins, state kept for
          the dedupe horizon (`table.exec.state.ttl`, CONCORD_SPEED_DEDUPE_HORIZON_S)
-      -> every ~1 s of processing time (a 1 s TUMBLE on PROCTIME), one partial row per
+      -> every slice of processing time (a TUMBLE on PROCTIME, CONCORD_SPEED_EMIT_MS,
+         1 s by default), one partial row per
          (keys, event-time window) of the views' common grain (shared.views.grain: all
-         their keys, the gcd of their windows, every measure once) seen in that second:
+         their keys, the gcd of their windows, every measure once) seen in that slice:
          the trades are aggregated once for all views (speed_layer.flink_views)
       -> one Kafka topic, written in Kafka transactions committed on Flink checkpoints
          (exactly once); one speed_layer.delta_committer per view reads it, regroups the
@@ -22,15 +23,14 @@ after that checkpoint were never committed to Kafka, so nothing is counted twice
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from infra.kafka import flink_properties
 from shared.config import Settings
 from shared.tables import SPEED_REJECTS, arrow_schema, speed_columns
 from shared.views import View, grain, regroup
 from speed_layer import contract_udf
-from speed_layer.delta_committer import DeltaCommitter, json_decoder
+from speed_layer.delta_committer import DeltaCommitter, Transform, json_decoder
 from speed_layer.flink_io import kafka_exactly_once_sink_ddl, kafka_source_ddl
 from speed_layer.flink_views import flink_type, partials_sql
 
@@ -88,7 +88,7 @@ def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,
         transactional_id_prefix=f"{group_id}-partials",
         extra={"json.timestamp-format.standard": "ISO-8601"},
     ))
-    # The TVF's own window_start/window_end are the processing-time second.
+    # The TVF's own window_start/window_end are the processing-time slice.
     select = partials_sql(base, each_emit(settings, "trades_deduped"),
                           extra_group_by=("window_start", "window_end"),
                           extra_select=("window_end AS emitted",))
@@ -125,7 +125,7 @@ def committers(settings: Settings, views: list[View], *, topic: str | None = Non
     and one for the rejects counts (-> `lake.speed.contract_rejects`)."""
     decode = json_decoder(arrow_schema(speed_columns(grain(views))))
 
-    def regrouped(view: View) -> Callable[[list[Mapping[str, Any]]], list[dict[str, Any]]]:
+    def regrouped(view: View) -> Transform:
         return lambda rows: regroup(view, rows, by=("emitted_at",))
 
     out = [
