@@ -77,7 +77,7 @@ def main() -> int:
     conf = t_env.get_config()
     # The speed job's state and checkpoint settings (speed_layer.job), so only the
     # work differs.
-    configure_state(conf)
+    configure_state(conf, settings)
     conf.set("execution.checkpointing.dir", (settings.data_dir / "bench-baseline" /
                                              args.group).resolve().as_uri())
     conf.set("table.exec.state.ttl", f"{settings.speed_dedupe_horizon_s} s")

@@ -81,6 +81,11 @@ def flink_table_env(settings: Settings, *, streaming: bool = True) -> TableEnvir
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     _use_java17(settings)
+    # Flink's own log (and RocksDB's, speed_layer.job) under $CONCORD_HOME/logs, not in
+    # the pyflink package's folder, where every run would add to it.
+    flink_logs = settings.log_dir / "flink"
+    flink_logs.mkdir(parents=True, exist_ok=True)
+    os.environ["FLINK_LOG_DIR"] = str(flink_logs)
     env_settings = (
         EnvironmentSettings.in_streaming_mode()
         if streaming

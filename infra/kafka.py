@@ -1,9 +1,11 @@
 """Every Kafka client Concord builds, built here, with the connection settings in one place.
 
 Roles (quix-streams keeps one module per role; here they are few enough for one):
-- `admin`, `consumer`, `producer`: kafka-python clients (admin work, offset reads, the
-  committer's and reconcile's reads, small producers);
+- `admin`, `consumer`, `producer`: kafka-python clients (admin work, offset reads,
+  reconcile's reads, small producers);
 - `confluent_producer`: librdkafka, for `concord produce` (BENCHMARKS: 6x kafka-python);
+- `confluent_consumer`: librdkafka, for the speed layer's Delta committers (it fetches
+  ahead: a record is in hand as soon as its transaction commits);
 - `spark_options`, `flink_properties`: the same connection for the engines' Kafka
   connectors (Java client properties with the connector's prefix);
 - `ready`, `ensure_topic`, `offset_range`, `end_offsets`, `committed_offsets`,
@@ -25,6 +27,7 @@ from infra.processes import port_in_use
 from shared.config import Settings
 
 if TYPE_CHECKING:
+    from confluent_kafka import Consumer as ConfluentConsumer
     from confluent_kafka import Producer as ConfluentProducer
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
@@ -130,6 +133,16 @@ def confluent_producer(settings: Settings, **options: Any) -> ConfluentProducer:
 
     return Producer({**librdkafka_config(settings), "enable.idempotence": True, "acks": "all",
                      **options})
+
+
+def confluent_consumer(settings: Settings, **options: Any) -> ConfluentConsumer:
+    """A librdkafka consumer (it fetches ahead on its own threads: a poll returns what has
+    arrived at once); `options` in librdkafka's words. No offsets are committed to
+    Kafka unless `options` say so."""
+    from confluent_kafka import Consumer
+
+    return Consumer({**librdkafka_config(settings), "enable.auto.commit": False,
+                     "enable.auto.offset.store": False, **options})
 
 
 # --- what the stack and the layers ask of the broker ----------------------------------

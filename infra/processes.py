@@ -29,6 +29,15 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def lower_priority(nice: int) -> int:
+    """Make this process (and what it starts from now on, a Spark JVM included) at least
+    `nice` nice; returns the niceness it has."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 right now (for tests that must not collide)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -57,6 +66,19 @@ def rss_bytes(pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+def cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """CPU time (user + system) used so far by a process and (unless `children` is false)
+    its children (0 when gone)."""
+    total = 0
+    for p in [pid, *(_children(pid) if children else [])]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:

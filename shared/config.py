@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         default=4, ge=1, description="spark.sql.shuffle.partitions."
     )
 
+    batch_nice: int = Field(
+        default=10, ge=0, le=19,
+        description="Niceness of the batch commands (their Spark JVM included): when they "
+        "share the box with the speed job, the desk's freshness keeps priority (0: none).",
+    )
     batch_lateness_s: int = Field(
         default=120, ge=0,
         description="`batch run` keeps the boundary this far behind the newest ingested "
@@ -116,9 +121,12 @@ class Settings(BaseSettings):
     )
     flink_checkpoint_ms: int = Field(default=1000, ge=100, description="Checkpoint interval.")
     speed_emit_ms: int = Field(
-        default=1000, ge=100, le=60_000,
+        default=250, ge=100, le=60_000,
         description="The speed job emits partial rows for the trades of each slice of this "
-        "many milliseconds of processing time (freshness against rows written).",
+        "many milliseconds of processing time; they reach the lake with the next "
+        "checkpoint (BENCHMARKS.md: 250 ms with a 1 s checkpoint is the freshest through "
+        "Trino on a small box; more frequent checkpoints mean more Delta commits, and "
+        "each serving query pays for them).",
     )
     speed_compact_every_s: int = Field(
         default=30, ge=0,

@@ -32,8 +32,8 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from deltalake import CommitProperties, Transaction, write_deltalake
-from kafka import TopicPartition
 
 from infra import kafka
 from shared.config import Settings
@@ -101,19 +101,21 @@ class DeltaCommitter:
         self.partition_by = partition_by
         self.max_batch = max_batch
         self.stats = CommitStats()
-        self._consumer = kafka.consumer(
+        # Partitions are assigned, never subscribed: the group id is librdkafka's
+        # requirement only, no offset is ever committed to Kafka (the table holds them).
+        self._consumer = kafka.confluent_consumer(
             settings,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            group_id=None,
-            client_id=f"concord-committer-{app_id}",
-            consumer_timeout_ms=1000,
+            **{"group.id": f"concord-committer-{app_id}",
+               "client.id": f"concord-committer-{app_id}",
+               "isolation.level": "read_committed",
+               # A fetch the broker holds while the topic is quiet: short, so a commit
+               # of the speed job's transaction reaches this committer at once.
+               "fetch.wait.max.ms": 100},
         )
-        parts = self._consumer.partitions_for_topic(topic)
-        if not parts:
+        meta = self._consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
             raise RuntimeError(f"topic {topic!r} does not exist or has no partitions")
-        self._partitions = [TopicPartition(topic, p) for p in sorted(parts)]
-        self._consumer.assign(self._partitions)
+        self._partitions = sorted(meta.partitions)
         self._seek_to_committed()
 
     def _txn_id(self, partition: int) -> str:
@@ -124,28 +126,44 @@ class DeltaCommitter:
         exist yet). An unreadable table raises (shared.tables.LakeReadError)."""
         table = open_table(self.table_uri)
         if table is None:
-            return {tp.partition: -1 for tp in self._partitions}
+            return dict.fromkeys(self._partitions, -1)
         out = {}
-        for tp in self._partitions:
-            version = table.transaction_version(self._txn_id(tp.partition))
-            out[tp.partition] = -1 if version is None else int(version)
+        for partition in self._partitions:
+            version = table.transaction_version(self._txn_id(partition))
+            out[partition] = -1 if version is None else int(version)
         return out
 
     def _seek_to_committed(self) -> None:
-        for partition, offset in self.committed_offsets().items():
-            self._consumer.seek(TopicPartition(self.topic, partition), offset + 1)
+        """(Re)assign every partition at the offset after the last one in the table; what
+        the consumer had fetched beyond it is dropped."""
+        self._consumer.assign([TopicPartition(self.topic, partition, offset + 1)
+                               for partition, offset in self.committed_offsets().items()])
+
+    def _fetch(self, timeout_ms: int) -> list[Any]:
+        """Up to max_batch records fetched so far; when there are none, the first to
+        arrive within `timeout_ms` and what came with it."""
+        records = self._consumer.consume(self.max_batch, timeout=0)
+        if not records and timeout_ms > 0:
+            first = self._consumer.poll(timeout_ms / 1000)
+            if first is not None:
+                records = [first, *self._consumer.consume(self.max_batch - 1, timeout=0)]
+        for rec in records:
+            error = rec.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(error)
+        return [rec for rec in records if rec.error() is None]
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
-        """Read what is available (up to max_batch) and commit it (transformed, if the
-        committer has a transform); returns the records it consumed."""
-        batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_batch)
+        """Read what is available (up to max_batch; waiting up to `timeout_ms` when nothing
+        is) and commit it (transformed, if the committer has a transform); returns the
+        records it consumed."""
         rows: list[Mapping[str, Any]] = []
         last: dict[int, int] = {}
-        for tp, records in batch.items():
-            for rec in records:
-                if rec.value is not None:
-                    rows.append(self.decoder(rec.value))
-                last[tp.partition] = rec.offset
+        for rec in self._fetch(timeout_ms):
+            value = rec.value()
+            if value is not None:
+                rows.append(self.decoder(value))
+            last[rec.partition()] = rec.offset()
         if not last:
             return 0
         out = self.transform(rows) if self.transform is not None else rows

@@ -6,8 +6,8 @@ value` is the (ts, trade_id) order, and the value is read back from behind the f
 \\0. One string aggregate per measure, no Python in the hot path.
 
 `partials_sql` is the aggregation for any grouping: the speed job adds its
-processing-time window to `extra_group_by`, so each ~1 s it emits one partial row per
-(keys, event-time window) it saw trades for.
+processing-time window to `extra_group_by`, so each slice (CONCORD_SPEED_EMIT_MS) it
+emits one partial row per (keys, event-time window) it saw trades for.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -33,6 +34,7 @@ from speed_layer.pipeline import build, committers, partials_topic, rejects_topi
 GROUP_ID = "concord-speed"
 DROP_UNMATCHED_FLAG = "--drop-unmatched-state"
 COMPACT_MIN_FILES = 8
+MANAGED_MEMORY = "512m"
 
 
 def checkpoint_dir(settings: Settings) -> Path:
@@ -49,7 +51,7 @@ def latest_checkpoint(settings: Settings) -> Path | None:
     return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])), default=None)
 
 
-def configure_state(conf: Any) -> None:
+def configure_state(conf: Any, settings: Settings) -> None:
     """The job's state backend (a TableConfig `conf`; bench.flink_baseline uses it too).
 
     The dedupe state holds every trade id of the horizon (10 min at 50k/s = 30M keys).
@@ -60,6 +62,18 @@ def configure_state(conf: Any) -> None:
     conf.set("state.backend.type", "rocksdb")
     conf.set("execution.checkpointing.incremental", "true")
     conf.set("state.backend.rocksdb.use-bloom-filter", "true")
+    # RocksDB's block cache and write buffers come out of the task's managed memory: 128 MB
+    # by default in a local mini-cluster, 30% of it going to the Python worker. Once the
+    # dedupe held ~1.5M trade ids (5 minutes at 5,000/s) its bloom filters and indexes no
+    # longer stayed cached, lookups read SST files, and the job fell behind a 5,000/s
+    # stream (BENCHMARKS.md, "Freshness").
+    conf.set("taskmanager.memory.managed.size", MANAGED_MEMORY)
+    # RocksDB's own LOG files: warnings only, in the job's logs (by default, INFO in the
+    # Flink log folder: ~100 MB in a day of runs).
+    rocksdb_logs = settings.log_dir / "speed" / "rocksdb"
+    rocksdb_logs.mkdir(parents=True, exist_ok=True)
+    conf.set("state.backend.rocksdb.log.dir", str(rocksdb_logs))
+    conf.set("state.backend.rocksdb.log.level", "WARN_LEVEL")
 
 
 def compact_all(sinks: list[DeltaCommitter]) -> None:
@@ -70,6 +84,24 @@ def compact_all(sinks: list[DeltaCommitter]) -> None:
             compact(sink.table_uri, min_files=COMPACT_MIN_FILES)
         except Exception as exc:  # noqa: BLE001 - upkeep; the commits go on
             print(f"compaction of {sink.table_uri} skipped: {exc}", file=sys.stderr, flush=True)
+
+
+def compactor(sinks: list[DeltaCommitter], every_s: float, stop: threading.Event
+              ) -> threading.Thread:
+    """A thread compacting the sinks' tables every `every_s` until `stop` is set.
+
+    Beside the commits, not between them: a compaction (a rewrite, 0.1-0.5 s) in the
+    committers' loop held every commit behind it (the freshness p99). delta-rs releases
+    the GIL while it works, and a compaction's commit never conflicts with the
+    committers' blind appends.
+    """
+    def run() -> None:
+        while not stop.wait(every_s):
+            compact_all(sinks)
+
+    thread = threading.Thread(target=run, name="compactor", daemon=True)
+    thread.start()
+    return thread
 
 
 def main() -> int:
@@ -88,7 +120,7 @@ def main() -> int:
     conf.set("execution.checkpointing.externalized-checkpoint-retention",
              "RETAIN_ON_CANCELLATION")
     conf.set("execution.checkpointing.num-retained", "3")
-    configure_state(conf)
+    configure_state(conf, settings)
     # The contract's Python worker gets rows in Arrow batches; hand over at least every
     # 100 ms (default 1 s) so a quiet stream is not held back.
     conf.set("python.fn-execution.bundle.time", "100")
@@ -121,22 +153,24 @@ def main() -> int:
     }))
     print(f"speed job {client.get_job_id()} running"
           + (f", restored from {restored}" if restored else ", fresh start"), flush=True)
-    compacted = time.monotonic()
+    done = threading.Event()
+    if settings.speed_compact_every_s:
+        compactor(sinks, settings.speed_compact_every_s, done)
+    checked = 0.0
     try:
         while not stopping:
-            state = str(client.get_job_status().result())
-            if state in ("FAILED", "CANCELED", "FINISHED"):
-                print(f"speed job ended: {state}", file=sys.stderr, flush=True)
-                return 1
-            # No waiting on a quiet topic (the rejects) while another has rows.
-            written = sum(sink.poll_once(timeout_ms=0) for sink in sinks)
-            every = settings.speed_compact_every_s
-            if every and time.monotonic() - compacted >= every:
-                compact_all(sinks)
-                compacted = time.monotonic()
-            elif written == 0:
-                time.sleep(0.05)
+            if time.monotonic() - checked >= 1:  # a call into the JVM: once a second
+                state = str(client.get_job_status().result())
+                if state in ("FAILED", "CANCELED", "FINISHED"):
+                    print(f"speed job ended: {state}", file=sys.stderr, flush=True)
+                    return 1
+                checked = time.monotonic()
+            # The consumers fetch ahead on their own threads: each poll only takes what
+            # has arrived, so a quiet topic (the rejects) never holds back a busy one.
+            if sum(sink.poll_once(timeout_ms=0) for sink in sinks) == 0:
+                time.sleep(0.01)
     finally:
+        done.set()
         status.unlink(missing_ok=True)
         if stopping:
             client.cancel().result()

@@ -2,11 +2,11 @@
 
     Kafka `trades` (raw bytes)
       -> the contract (speed_layer.contract_udf); rejected messages are counted per
-         reason and second into `lake.speed.contract_rejects`, never fatal
+         reason and emit slice into `lake.speed.contract_rejects`, never fatal
       -> dedupe on (exchange, symbol, trade_id), first arrival wins, state kept for
          the dedupe horizon (`table.exec.state.ttl`, CONCORD_SPEED_DEDUPE_HORIZON_S)
       -> every slice of processing time (a TUMBLE on PROCTIME, CONCORD_SPEED_EMIT_MS,
-         1 s by default), one partial row per
+         250 ms by default), one partial row per
          (keys, event-time window) of the views' common grain (shared.views.grain: all
          their keys, the gcd of their windows, every measure once) seen in that slice:
          the trades are aggregated once for all views (speed_layer.flink_views)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,11 +20,20 @@ if TYPE_CHECKING:
     from batch_layer.recompute import Chunk
 
 
+def _spark(settings: Settings, app: str) -> SparkSession:
+    """The command's Spark session, started at CONCORD_BATCH_NICE: on a shared box the
+    speed job (the desk's freshness) comes first."""
+    from infra.engines import spark_session
+    from infra.processes import lower_priority
+
+    lower_priority(settings.batch_nice)
+    return spark_session(settings, app)
+
+
 def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from batch_layer.ingest import Ingest
-    from infra.engines import spark_session
 
-    spark = spark_session(settings, "concord-ingest")
+    spark = _spark(settings, "concord-ingest")
     limit = {"max_records_per_partition": args.max_per_partition} if args.max_per_partition else {}
     ingest = Ingest(settings, spark, topic=args.topic, **limit)
 
@@ -56,9 +66,8 @@ def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
     from batch_layer.run import repeat
-    from infra.engines import spark_session
 
-    spark = spark_session(settings, "concord-batch-run")
+    spark = _spark(settings, "concord-batch-run")
     try:
         repeat(lambda: _batch_run_once(settings, spark, args.topic), args.every,
                on_pause=lambda s: print(f"batch run: next run in {s:.0f}s", flush=True))
@@ -79,6 +88,7 @@ def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) 
         print(f"  recompute {chunk.start:%Y-%m-%d %H:%M} .. {chunk.end:%H:%M}: "
               f"{chunk.windows:,} windows from {chunk.trades:,} trades", flush=True)
 
+    began = time.monotonic()
     print(f"batch run: {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC", flush=True)
     result = BatchRun(settings, spark, topic=topic).run(on_ingest=ingested,
                                                         on_chunk=recomputed)
@@ -99,11 +109,11 @@ def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) 
         print(f"batch run: {m.table}: {m.files_before:,} -> {m.files_after:,} files, "
               f"{m.rows_deleted:,} rows before the retention deleted, "
               f"{m.files_vacuumed:,} old files vacuumed", flush=True)
+    print(f"batch run: done in {time.monotonic() - began:.1f}s", flush=True)
 
 
 def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
     from batch_layer.recompute import Recompute, align, chunks, preview
-    from infra.engines import spark_session
 
     views = [VIEWS[args.view]] if args.view else list(VIEWS.values())
     if args.dry_run:
@@ -119,7 +129,7 @@ def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"  windows from the boundary {p.boundary:%Y-%m-%d %H:%M:%S} UTC on are "
                       "served from the speed layer until a batch run moves it past them")
         return 0
-    spark = spark_session(settings, "concord-recompute")
+    spark = _spark(settings, "concord-recompute")
     job = Recompute(settings, spark)
     try:
         for view in views:
