@@ -205,7 +205,8 @@ def start_trino(settings: Settings) -> int:
     ]
     env = {**os.environ, "JAVA_HOME": str(jdk.home)}
     return trino_service(settings).start(
-        cmd, env=env, cwd=data, ready=lambda: trino_ready(settings), timeout_s=180
+        cmd, env=env, cwd=data, ready=lambda: trino_ready(settings), timeout_s=180,
+        nice=settings.trino_nice,
     )
 
 

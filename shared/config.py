@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     trino_https_port: int = Field(default=8443, description="Local Trino HTTPS port "
                                   "(127.0.0.1 only): queries, with a password.")
     trino_heap: str = Field(default="3G", description="Heap of the local Trino coordinator.")
+    trino_nice: int = Field(
+        default=5, ge=0, le=19,
+        description="Niceness of the local Trino coordinator: on a box it shares with the "
+        "speed job, queries yield to the stream (a starved speed job makes every answer "
+        "stale: BENCHMARKS.md, 'Freshness'); the batch commands yield to both "
+        "(CONCORD_BATCH_NICE).",
+    )
     trino_user: str = Field(
         default="ops",
         description="Trino user (role) for this process: ops (the platform's jobs), analyst or "

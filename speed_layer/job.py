@@ -34,7 +34,7 @@ from speed_layer.pipeline import build, committers, partials_topic, rejects_topi
 GROUP_ID = "concord-speed"
 DROP_UNMATCHED_FLAG = "--drop-unmatched-state"
 COMPACT_MIN_FILES = 8
-MANAGED_MEMORY = "512m"
+MANAGED_MEMORY = "1536m"
 
 
 def checkpoint_dir(settings: Settings) -> Path:
@@ -63,10 +63,11 @@ def configure_state(conf: Any, settings: Settings) -> None:
     conf.set("execution.checkpointing.incremental", "true")
     conf.set("state.backend.rocksdb.use-bloom-filter", "true")
     # RocksDB's block cache and write buffers come out of the task's managed memory: 128 MB
-    # by default in a local mini-cluster, 30% of it going to the Python worker. Once the
-    # dedupe held ~1.5M trade ids (5 minutes at 5,000/s) its bloom filters and indexes no
-    # longer stayed cached, lookups read SST files, and the job fell behind a 5,000/s
-    # stream (BENCHMARKS.md, "Freshness").
+    # by default in a local mini-cluster, 30% of it going to the Python worker. Past a
+    # state size proportional to it the dedupe's lookups slowed to a crawl and the job
+    # fell behind a 5,000/s stream: at ~0.6M trade ids with 128 MB, ~2.4M with 512 MB
+    # (BENCHMARKS.md, "Freshness"). The horizon holds rate x CONCORD_SPEED_DEDUPE_HORIZON_S
+    # ids: 3M at 5,000/s and 10 minutes.
     conf.set("taskmanager.memory.managed.size", MANAGED_MEMORY)
     # RocksDB's own LOG files: warnings only, in the job's logs (by default, INFO in the
     # Flink log folder: ~100 MB in a day of runs).

@@ -69,3 +69,23 @@ def test_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
     svc.pid_file.write_text('{"pid": 1, "start_time": -5}')
     assert svc.pid() is None
     assert not svc.pid_file.exists()
+
+
+def test_a_nice_service_yields_in_its_process_and_its_session_group(tmp_path: Path) -> None:
+    """`nice` lowers the server's own priority (every thread it starts) and, where the
+    kernel groups sessions (autogroups), its session's: a process nice alone would not
+    count against the other services, each a session of its own."""
+    port = free_port()
+    svc = _http_service(tmp_path, port)
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    pid = svc.start(cmd, env={}, cwd=tmp_path, ready=lambda: _ready(port), timeout_s=30,
+                    nice=7)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(stat[16]) == 7  # field 19: nice
+        assert "http.server" in Path(f"/proc/{pid}/cmdline").read_text()  # nice exec'd it
+        group = Path(f"/proc/{pid}/autogroup")
+        if group.exists():
+            assert group.read_text().split()[-1] == "7"
+    finally:
+        svc.stop(grace_s=10)
