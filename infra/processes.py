@@ -8,6 +8,7 @@ after the grace period.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -98,6 +99,18 @@ def cpu_seconds(pid: int, *, children: bool = True) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of process group `pgid` still runs (zombies aside)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # field 5: pgrp; field 3: state
+            return True
+    return False
 
 
 def _children(pid: int) -> list[int]:
@@ -200,7 +213,9 @@ class Service:
         )
 
     def stop(self, grace_s: float = 30.0) -> bool:
-        """SIGTERM the process group, SIGKILL after `grace_s`; False when nothing ran."""
+        """SIGTERM the process group, SIGKILL after `grace_s` what is left of it (the
+        leader and its children: a JVM that outlives the speed job's Python process is
+        stopped too); False when nothing ran."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
@@ -210,9 +225,13 @@ class Service:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _start_time(pid) is not None:
+        while time.monotonic() < deadline and (_start_time(pid) is not None
+                                               or _group_alive(pid)):
             _reap(pid)
             time.sleep(0.2)
+        if _group_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
         if _start_time(pid) is not None:
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -221,6 +240,9 @@ class Service:
             while _start_time(pid) is not None:
                 _reap(pid)
                 time.sleep(0.1)
+        settled = time.monotonic() + 10
+        while _group_alive(pid) and time.monotonic() < settled:
+            time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from infra.processes import Service, ServiceError, free_port, port_in_use
+from infra.processes import Service, ServiceError, _group_alive, free_port, port_in_use
 
 
 def _http_service(tmp_path: Path, port: int) -> Service:
@@ -89,3 +90,14 @@ def test_a_nice_service_yields_in_its_process_and_its_session_group(tmp_path: Pa
             assert group.read_text().split()[-1] == "7"
     finally:
         svc.stop(grace_s=10)
+
+
+def test_stop_also_ends_a_child_that_outlives_the_leader(tmp_path: Path) -> None:
+    """The leader exits on SIGTERM, its child ignores it (as the speed job's JVM once
+    outlived its Python process): after the grace period the child is killed too."""
+    svc = Service("pair", tmp_path / "run", tmp_path / "logs" / "pair.log", ())
+    cmd = ["sh", "-c", '(trap "" TERM; exec sleep 60) & wait']
+    pid = svc.start(cmd, env={}, cwd=tmp_path, ready=lambda: True, timeout_s=5)
+    time.sleep(0.5)  # the child is running
+    assert svc.stop(grace_s=1) is True
+    assert not _group_alive(pid)
