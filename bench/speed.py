@@ -146,13 +146,13 @@ class CpuShare:
             flush=True)
 
 
-def table_shape(uri: str) -> tuple[int, int, int]:
+def table_shape(settings: Settings, name: str) -> tuple[int, int, int]:
     """(active files, Parquet files on disk, log entries since the last checkpoint: what a
-    reader replays on top of it) of a Delta table."""
+    reader replays on top of it) of the speed table `name`."""
     from deltalake import DeltaTable
 
-    table = DeltaTable(uri)
-    root = Path(uri.removeprefix("file://"))
+    table = DeltaTable(settings.table_uri("speed", name))
+    root = settings.lake_path / "speed" / name
     log = root / "_delta_log"
     last = log / "_last_checkpoint"
     checkpoint = json.loads(last.read_text())["version"] if last.exists() else -1
@@ -356,7 +356,7 @@ def report_stretch(settings: Settings, sent: dict[int, float],
         parts.append(f"{view} p50 {pct(ages, 0.5):.2f}s p99 {pct(ages, 0.99):.2f}s"
                      if ages else f"{view} -")
     for name in ("bars_1m", "symbol_bars_1m", "flow_5m"):
-        active, on_disk, tail = table_shape(settings.table_uri("speed", name))
+        active, on_disk, tail = table_shape(settings, name)
         parts.append(f"speed.{name} {active} files ({on_disk} on disk), log +{tail}")
     pid = control.service(settings).pid()
     memory = rss_bytes(pid) if pid else 0

@@ -65,14 +65,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_time(pid: int) -> int | None:
-    """Kernel start time of `pid` in clock ticks, or None when no such process."""
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat from field 3 (state) on, or None when no such
+    process: the command name (field 2) may hold spaces, so split after its ')'."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    # Field 22; the command name (field 2) may hold spaces, so split after its ')'.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _start_time(pid: int) -> int | None:
+    """Kernel start time of `pid` in clock ticks, or None when no such process."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[19])  # field 22
 
 
 def rss_bytes(pid: int) -> int:
@@ -93,22 +98,16 @@ def cpu_seconds(pid: int, *, children: bool = True) -> float:
     its children (0 when gone)."""
     total = 0
     for p in [pid, *(_children(pid) if children else [])]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        if (fields := _stat(p)) is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return total / os.sysconf("SC_CLK_TCK")
 
 
 def _group_alive(pgid: int) -> bool:
     """Whether any process of process group `pgid` still runs (zombies aside)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # field 5: pgrp; field 3: state
+    for proc in Path("/proc").glob("[0-9]*"):
+        fields = _stat(proc.name)
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":  # pgrp, state
             return True
     return False
 
@@ -224,25 +223,22 @@ class Service:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and (_start_time(pid) is not None
-                                               or _group_alive(pid)):
+        def running() -> bool:
             _reap(pid)
+            return _start_time(pid) is not None or _group_alive(pid)
+
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and running():
             time.sleep(0.2)
-        if _group_alive(pid):
+        if running():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-        if _start_time(pid) is not None:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             while _start_time(pid) is not None:
                 _reap(pid)
                 time.sleep(0.1)
-        settled = time.monotonic() + 10
-        while _group_alive(pid) and time.monotonic() < settled:
-            time.sleep(0.1)
+            settled = time.monotonic() + 10
+            while _group_alive(pid) and time.monotonic() < settled:
+                time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
 
