@@ -7,7 +7,13 @@ atomic commit replaces exactly the windows of the range, so running it again, or
 a crash, leaves the same table. Windows of the range without trades end up with no
 row (a recompute after trades were removed removes their rows).
 
-Long ranges go in chunks (a day by default), each its own commit, with progress.
+Long ranges go in chunks, each its own commit, with progress: whole days, as many
+together as hold about `CHUNK_TRADES` trades (counted from raw.trades' Delta log), so a
+chunk's fixed cost (its Spark jobs, its commit) is paid per ~20M trades, not per day.
+
+Each chunk is aggregated with the fast compilation of the view (batch_layer.spark_views:
+hash aggregation over BIGINTs); when any of its trades is one the fast form cannot take
+exactly (`_misfits`), the chunk is aggregated again with the exact compilation.
 """
 
 from __future__ import annotations
@@ -15,17 +21,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from batch_layer.spark_views import partials
+from batch_layer.spark_views import MISFITS, partials
 from shared.bookkeeping import current_boundaries
 from shared.config import Settings
 from shared.tables import open_table
 from shared.views import View
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ def _sql_ts(moment: datetime) -> str:
 
 
 DEFAULT_CHUNK = timedelta(days=1)
+# A chunk holds the whole days that together have about this many trades (at least one).
+CHUNK_TRADES = 20_000_000
 
 
 def chunks(view: View, start: datetime, end: datetime,
@@ -68,6 +76,39 @@ def chunks(view: View, start: datetime, end: datetime,
     while lo < hi:
         out.append((lo, min(lo + step, hi)))
         lo = out[-1][1]
+    return out
+
+
+def trades_per_day(trades_uri: str) -> dict[date, int]:
+    """raw.trades rows per trade_date, from the Delta log's file statistics (no scan)."""
+    table = open_table(trades_uri)
+    if table is None:
+        return {}
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=True)).select(
+        ["partition.trade_date", "num_records"]).to_pydict()
+    per_day: dict[date, int] = {}
+    for day, records in zip(actions["partition.trade_date"], actions["num_records"],
+                            strict=True):
+        if day is not None:
+            per_day[day] = per_day.get(day, 0) + int(records or 0)
+    return per_day
+
+
+def sized_chunks(view: View, start: datetime, end: datetime, per_day: dict[date, int],
+                 max_trades: int = CHUNK_TRADES) -> list[tuple[datetime, datetime]]:
+    """The day chunks of [start, end) joined while together they hold <= `max_trades`."""
+    out: list[tuple[datetime, datetime]] = []
+    held = 0
+    for lo, hi in chunks(view, start, end, DEFAULT_CHUNK):
+        trades = per_day.get(lo.date(), 0)
+        if out and held + trades <= max_trades:
+            out[-1] = (out[-1][0], hi)
+            held += trades
+        else:
+            out.append((lo, hi))
+            held = trades
     return out
 
 
@@ -86,11 +127,13 @@ class Preview:
 
 
 def preview(settings: Settings, view: View, start: datetime, end: datetime,
-            chunk: timedelta = DEFAULT_CHUNK) -> Preview:
+            chunk: timedelta | None = None) -> Preview:
     """Count what a recompute of [start, end) would read and replace; no engine, no write."""
     import pyarrow.dataset as ds
 
-    plan = chunks(view, start, end, chunk)
+    trades_uri = settings.table_uri("raw", "trades")
+    plan = (chunks(view, start, end, chunk) if chunk is not None
+            else sized_chunks(view, start, end, trades_per_day(trades_uri)))
     lo, hi = plan[0][0], plan[-1][1]
 
     def count(uri: str, where: ds.Expression) -> tuple[int, int]:
@@ -105,7 +148,7 @@ def preview(settings: Settings, view: View, start: datetime, end: datetime,
 
     lo_ms, hi_ms = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
     day = ds.field("trade_date")
-    trades, _ = count(settings.table_uri("raw", "trades"),
+    trades, _ = count(trades_uri,
                       (day >= lo.date()) & (day <= (hi - timedelta(milliseconds=1)).date())
                       & (ds.field("ts") >= lo_ms) & (ds.field("ts") < hi_ms))
     window = ds.field("window_start")
@@ -119,11 +162,20 @@ class Recompute:
     """Rebuilds windows of batch.<view> from raw.trades."""
 
     def __init__(self, settings: Settings, spark: SparkSession,
-                 chunk: timedelta = DEFAULT_CHUNK) -> None:
+                 chunk: timedelta | None = None, max_trades: int = CHUNK_TRADES) -> None:
+        """`chunk` fixes the chunks' length; by default they are sized by trades."""
         self.settings = settings
         self.spark = spark
         self.chunk = chunk
+        self.max_trades = max_trades
         self.trades_uri = settings.table_uri("raw", "trades")
+        self.exact_chunks = 0  # chunks that needed the exact compilation
+
+    def plan(self, view: View, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The chunks (commits) a recompute of [start, end) makes."""
+        if self.chunk is not None:
+            return chunks(view, start, end, self.chunk)
+        return sized_chunks(view, start, end, trades_per_day(self.trades_uri), self.max_trades)
 
     def view_uri(self, view: View) -> str:
         return self.settings.table_uri("batch", view.name)
@@ -137,7 +189,7 @@ class Recompute:
             raise RuntimeError(f"no raw.trades table at {self.trades_uri}: run "
                                "`concord batch ingest` first")
         done = []
-        for lo, hi in chunks(view, start, end, self.chunk):
+        for lo, hi in self.plan(view, start, end):
             done.append(self._one(view, lo, hi))
             if progress is not None:
                 progress(done[-1])
@@ -155,18 +207,31 @@ class Recompute:
                                                .date()))
             .where((F.col("ts") >= start_ms) & (F.col("ts") < end_ms))
         )
-        rows = partials(trades, view).cache()
+        rows = partials(trades, view, fast=True).cache()
         try:
-            stats = rows.agg(F.count(F.lit(1)).alias("rows"),
-                             F.count_distinct("window_start").alias("windows"),
-                             F.sum("trade_count" if any(m.name == "trade_count"
-                                                        for m in view.measures) else F.lit(0))
-                             .alias("trades")).first()
-            assert stats is not None
+            stats = self._stats(rows, view)
+            if stats["misfits"]:
+                # Some trade the fast form cannot order or sum exactly: the exact one.
+                self.exact_chunks += 1
+                rows.unpersist()
+                rows = partials(trades, view).withColumn(MISFITS, F.lit(0)).cache()
+                stats = self._stats(rows, view)
             condition = (f"window_start >= {_sql_ts(start)} AND window_start < {_sql_ts(end)}")
-            (rows.write.format("delta").mode("overwrite").option("replaceWhere", condition)
-             .save(self.view_uri(view)))
+            (rows.drop(MISFITS).write.format("delta").mode("overwrite")
+             .option("replaceWhere", condition).save(self.view_uri(view)))
         finally:
             rows.unpersist()
         return Chunk(start, end, int(stats["windows"]), int(stats["rows"]),
                      int(stats["trades"] or 0), time.monotonic() - t0)
+
+    @staticmethod
+    def _stats(rows: DataFrame, view: View) -> Row:
+        from pyspark.sql import functions as F
+
+        counted = any(m.name == "trade_count" for m in view.measures)
+        stats = rows.agg(F.count(F.lit(1)).alias("rows"),
+                         F.count_distinct("window_start").alias("windows"),
+                         F.sum("trade_count" if counted else F.lit(0)).alias("trades"),
+                         F.sum(MISFITS).alias("misfits")).first()
+        assert stats is not None
+        return stats

@@ -113,7 +113,7 @@ def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) 
 
 
 def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
-    from batch_layer.recompute import Recompute, align, chunks, preview
+    from batch_layer.recompute import Recompute, align, preview
 
     views = [VIEWS[args.view]] if args.view else list(VIEWS.values())
     if args.dry_run:
@@ -134,7 +134,7 @@ def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:
     try:
         for view in views:
             lo, hi = align(view, args.from_, args.to)
-            total = len(chunks(view, lo, hi, job.chunk))
+            total = len(job.plan(view, lo, hi))
             done = itertools.count(1)
 
             def progress(chunk: Chunk, name: str = view.name, total: int = total,
