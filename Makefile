@@ -38,7 +38,7 @@ lint: setup ## ruff and mypy (strict)
 bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~40 min
 	@$(BIN)/python -m bench.foundation
 	@$(BIN)/python -m bench.produce --messages 1000000
-	@$(BIN)/python -m bench.ingest --sizes 1000000,10000000
+	@$(BIN)/python -m bench.ingest --backlog 10000000 --seeded 30000000
 	@$(BIN)/python -m bench.recompute --trades 10000000
 	@$(BIN)/python -m bench.serving_latency
 	@$(BIN)/python -m bench.speed

@@ -63,6 +63,9 @@ TXN_APP_ID = "concord-ingest"
 RECORDS_PER_TASK = 250_000
 # One run takes at most this many messages of each partition; longer backlogs go in runs.
 MAX_PER_PARTITION = 2_500_000
+# A run of at most this many records looks its hashes up in the identity index with a
+# broadcast (a scan of the index's one column); a larger one groups both (a shuffle).
+SMALL_RUN = 1_000_000
 IDENTITY = ["exchange", "symbol", "trade_id"]
 
 
@@ -269,7 +272,7 @@ class Ingest:
         index: DataFrame = self.spark.read.format("delta").load(self.index_uri)
         return index
 
-    def _classify(self, parsed: DataFrame, run_id: int) -> DataFrame:
+    def _classify(self, parsed: DataFrame, run_id: int, records: int) -> DataFrame:
         """Every record with `outcome` accepted / rejected / duplicate.
 
         Dedupe works on narrow columns: the identities' hashes find the suspects (seen
@@ -284,24 +287,33 @@ class Ingest:
 
         coords = ["kafka_partition", "kafka_offset"]
         ids = parsed.where("ok").select(*IDENTITY, *coords, _id_hash().alias("id_hash"))
-        hashes = ids.select("id_hash", F.lit(1).alias("here"), F.lit(0).alias("before"))
         # An unreadable index or raw.trades raises here (never "no earlier trades"):
         # skipping this would let a trade of an earlier run in again.
         index = self._identity_index()
-        if index is not None:
-            # Trades of earlier runs only: a redone run must not see its own rows.
-            earlier = index.where(F.col("ingest_run") != run_id)
-            hashes = hashes.unionByName(earlier.select(
-                "id_hash", F.lit(0).alias("here"), F.lit(1).alias("before")))
-        suspect_hashes = (hashes.groupBy("id_hash")
-                          .agg(F.sum("here").alias("here"), F.sum("before").alias("before"))
-                          .where("here > 1 OR (here = 1 AND before > 0)")
-                          .select("id_hash").localCheckpoint())
+        # Trades of earlier runs only: a redone run must not see its own rows.
+        earlier = index.where(F.col("ingest_run") != run_id) if index is not None else None
+        if records <= SMALL_RUN:
+            # A few hashes: broadcast them into the index scan (no shuffle of the index).
+            suspect_hashes = ids.groupBy("id_hash").count().where("count > 1").select("id_hash")
+            if earlier is not None:
+                suspect_hashes = suspect_hashes.union(earlier.join(
+                    F.broadcast(ids.select("id_hash")), "id_hash", "left_semi")
+                    .select("id_hash")).distinct()
+        else:
+            hashes = ids.select("id_hash", F.lit(1).alias("here"), F.lit(0).alias("before"))
+            if earlier is not None:
+                hashes = hashes.unionByName(earlier.select(
+                    "id_hash", F.lit(0).alias("here"), F.lit(1).alias("before")))
+            suspect_hashes = (hashes.groupBy("id_hash")
+                              .agg(F.sum("here").alias("here"), F.sum("before").alias("before"))
+                              .where("here > 1 OR (here = 1 AND before > 0)")
+                              .select("id_hash"))
+        suspect_hashes = suspect_hashes.localCheckpoint()
         suspects = ids.join(F.broadcast(suspect_hashes), "id_hash", "left_semi")
         order = Window.partitionBy(*IDENTITY).orderBy(*coords)
         duplicates = (suspects.withColumn("rank", F.row_number().over(order))
                       .where("rank > 1").select(*coords))
-        if index is not None:
+        if earlier is not None:
             dates = [r[0] for r in earlier.join(F.broadcast(suspect_hashes), "id_hash",
                                                 "left_semi")
                      .select("trade_date").distinct().collect()]
@@ -339,7 +351,8 @@ class Ingest:
             self._append_ledger(run_id, "planned", ranges)
         lap("plan")
         parsed = parse_records(self._read(ranges)).persist(StorageLevel.MEMORY_AND_DISK)
-        classified = self._classify(parsed, run_id).withColumn(
+        records = sum(max(c.end - c.start, 0) for c in ranges.values())
+        classified = self._classify(parsed, run_id, records).withColumn(
             "ingested_at", F.current_timestamp()
         ).withColumn("ingest_run", F.lit(run_id).cast("bigint"))
         try:
