@@ -40,6 +40,7 @@ bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~40 m
 	@$(BIN)/python -m bench.produce --messages 1000000
 	@$(BIN)/python -m bench.ingest --backlog 10000000 --seeded 30000000
 	@$(BIN)/python -m bench.recompute --trades 10000000
+	@$(BIN)/python -m bench.quiet_run
 	@$(BIN)/python -m bench.serving_latency
 	@$(BIN)/python -m bench.speed
 
