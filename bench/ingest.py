@@ -114,13 +114,13 @@ def main() -> None:
             print(f"baseline: Spark reads the topic alone in {read_s:.1f}s: "
                   f"{n / read_s:,.0f} msg/s", flush=True)
 
-            empty = settings.model_copy(update={"lake_uri": f"{settings.lake_uri}-empty"})
+            empty = settings.model_copy(update={"lake_uri": f"{settings.lake}-empty"})
             t0 = time.monotonic()
             first = Ingest(empty, spark, topic=topic).run()
             cost1 = line("run 1, empty lake", first, time.monotonic() - t0)
             cost3 = None
             if args.seeded:
-                full = settings.model_copy(update={"lake_uri": f"{settings.lake_uri}-seeded"})
+                full = settings.model_copy(update={"lake_uri": f"{settings.lake}-seeded"})
                 t0 = time.monotonic()
                 seed(full, spark, args.seeded, topic)
                 print(f"seeded lake: {args.seeded:,} trades as runs 1-2 and their identity "

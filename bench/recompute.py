@@ -428,8 +428,8 @@ def range_cost(settings: Any, days: int, per_day: int, start: datetime) -> None:
 
     view = BARS_1M
     day = start + timedelta(days=days // 2)
-    long_home = settings.model_copy(update={"lake_uri": f"{settings.lake_uri}-long"})
-    short_home = settings.model_copy(update={"lake_uri": f"{settings.lake_uri}-day"})
+    long_home = settings.model_copy(update={"lake_uri": f"{settings.lake}-long"})
+    short_home = settings.model_copy(update={"lake_uri": f"{settings.lake}-day"})
     start_ms = int(start.timestamp() * 1000)
     trades = generate(per_day * days, days, start_ms)
     ts = trades["ts"]
