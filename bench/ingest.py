@@ -43,12 +43,9 @@ CONFIG = MarketConfig(seed=11, jitter_ms=500, late_fraction=0.01, duplicate_frac
 def seed(settings: Any, spark: Any, trades: int, topic: str) -> None:
     """raw.trades with `trades` generated trades as ingest runs 1 and 2 of `topic`, their
     identity index and ledger rows (offsets 0: the topic's messages are all still new)."""
-    import numpy as np
-    import pyarrow as pa
     import pyarrow.compute as pc
-    from deltalake import write_deltalake
 
-    from bench.recompute import COMMIT_TRADES, DAY_MS, generate
+    from bench.recompute import DAY_MS, append_raw_trades, generate
 
     start_ms = MarketConfig().start_ms // DAY_MS * DAY_MS - 30 * DAY_MS
     table = generate(trades, 30, start_ms)
@@ -56,13 +53,8 @@ def seed(settings: Any, spark: Any, trades: int, topic: str) -> None:
     table = table.set_column(2, "trade_id",
                              pc.binary_join_element_wise("seed-", table["trade_id"], ""))
     uri = settings.table_uri("raw", "trades")
-    for lo in range(0, trades, COMMIT_TRADES):
-        part = table.slice(lo, COMMIT_TRADES)
-        run = 1 if lo < trades // 2 else 2
-        now = pa.array(np.full(len(part), int(time.time() * 1e6), dtype=np.int64))
-        part = part.append_column("ingested_at", now.cast(pa.timestamp("us", "UTC")))
-        part = part.append_column("ingest_run", pa.array(np.full(len(part), run, np.int64)))
-        write_deltalake(uri, part, partition_by=["trade_date"], mode="append")
+    append_raw_trades(uri, table.slice(0, trades // 2), run=1)
+    append_raw_trades(uri, table.slice(trades // 2), run=2)
     del table
     for run in (1, 2):
         counts = {p: {"start_offset": 0, "end_offset": 0, "records": 0, "accepted": 0,

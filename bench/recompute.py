@@ -167,23 +167,33 @@ def generate(n: int, days: int, start_ms: int) -> pa.Table:
     })
 
 
-def build_raw_trades(uri: str, n: int, days: int, start_ms: int) -> None:
-    from deltalake import DeltaTable, WriterProperties, write_deltalake
+def append_raw_trades(uri: str, trades: pa.Table, run: int | None = None) -> None:
+    """`trades` (generate's columns) appended to raw.trades at `uri` in the ingest
+    layout: commits of <= COMMIT_TRADES, each with ingested_at (now) and ingest_run
+    (`run`, or one run per commit numbered from 1 when None), snappy like Spark."""
+    from deltalake import WriterProperties, write_deltalake
 
-    t0 = time.monotonic()
-    trades = generate(n, days, start_ms)
-    generated = time.monotonic() - t0
-    t0 = time.monotonic()
     props = WriterProperties(compression="SNAPPY")  # Spark's default codec
-    for run, lo in enumerate(range(0, n, COMMIT_TRADES), start=1):
+    for commit, lo in enumerate(range(0, trades.num_rows, COMMIT_TRADES), start=1):
         part = trades.slice(lo, COMMIT_TRADES)
         now_us = int(time.time() * 1_000_000)
         part = part.append_column(
             "ingested_at",
             pa.array(np.full(len(part), now_us, dtype=np.int64)).cast(pa.timestamp("us", "UTC")),
-        ).append_column("ingest_run", pa.array(np.full(len(part), run, dtype=np.int64)))
+        ).append_column("ingest_run",
+                        pa.array(np.full(len(part), run or commit, dtype=np.int64)))
         write_deltalake(uri, part, partition_by=["trade_date"], mode="append",
                         writer_properties=props)
+
+
+def build_raw_trades(uri: str, n: int, days: int, start_ms: int) -> None:
+    from deltalake import DeltaTable
+
+    t0 = time.monotonic()
+    trades = generate(n, days, start_ms)
+    generated = time.monotonic() - t0
+    t0 = time.monotonic()
+    append_raw_trades(uri, trades)
     written = time.monotonic() - t0
     table = DeltaTable(uri)
     files = _paths(table.file_uris())
@@ -424,7 +434,6 @@ def throughput(settings: Any, n: int, days: int, start: datetime) -> None:
 def range_cost(settings: Any, days: int, per_day: int, start: datetime) -> None:
     """One day recomputed in a `days`-day raw.trades and in a table of that day alone."""
     import pyarrow.compute as pc
-    from deltalake import write_deltalake
 
     view = BARS_1M
     day = start + timedelta(days=days // 2)
@@ -436,14 +445,7 @@ def range_cost(settings: Any, days: int, per_day: int, start: datetime) -> None:
     lo, hi = int(day.timestamp() * 1000), int(day.timestamp() * 1000) + DAY_MS
     one_day = trades.filter(pc.and_(pc.greater_equal(ts, lo), pc.less(ts, hi)))
     for home, table in ((long_home, trades), (short_home, one_day)):
-        for part in range(0, table.num_rows, COMMIT_TRADES):
-            chunk = table.slice(part, COMMIT_TRADES)
-            now = pa.array(np.full(len(chunk), int(time.time() * 1e6), dtype=np.int64))
-            chunk = chunk.append_column("ingested_at", now.cast(pa.timestamp("us", "UTC")))
-            chunk = chunk.append_column("ingest_run",
-                                        pa.array(np.full(len(chunk), 1, dtype=np.int64)))
-            write_deltalake(home.table_uri("raw", "trades"), chunk,
-                            partition_by=["trade_date"], mode="append")
+        append_raw_trades(home.table_uri("raw", "trades"), table, run=1)
     print(f"range cost: raw.trades of {trades.num_rows:,} trades over {days} days, and a "
           f"table of {one_day.num_rows:,} trades of {day:%Y-%m-%d} alone", flush=True)
     del trades
