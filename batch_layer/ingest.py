@@ -158,6 +158,11 @@ def parse_records(records: DataFrame) -> DataFrame:
     return parsed
 
 
+def _records(ranges: dict[int, PartitionCounts]) -> int:
+    """Records a run's offset ranges hold."""
+    return sum(max(c.end - c.start, 0) for c in ranges.values())
+
+
 @dataclass
 class PartitionCounts:
     start: int
@@ -245,8 +250,7 @@ class Ingest:
         ending = {self.topic: {str(p): c.end for p, c in ranges.items()}}
         # Spark splits the offset ranges into tasks of about this many records, so a
         # long backlog of one partition never has to fit one task's memory.
-        records = sum(max(c.end - c.start, 0) for c in ranges.values())
-        tasks = max(len(ranges), -(-records // RECORDS_PER_TASK))
+        tasks = max(len(ranges), -(-_records(ranges) // RECORDS_PER_TASK))
         return (
             self.spark.read.format("kafka")
             .options(**kafka.spark_options(self.settings))
@@ -351,8 +355,7 @@ class Ingest:
             self._append_ledger(run_id, "planned", ranges)
         lap("plan")
         parsed = parse_records(self._read(ranges)).persist(StorageLevel.MEMORY_AND_DISK)
-        records = sum(max(c.end - c.start, 0) for c in ranges.values())
-        classified = self._classify(parsed, run_id, records).withColumn(
+        classified = self._classify(parsed, run_id, _records(ranges)).withColumn(
             "ingested_at", F.current_timestamp()
         ).withColumn("ingest_run", F.lit(run_id).cast("bigint"))
         try:
@@ -389,9 +392,7 @@ class Ingest:
              .option("txnAppId", f"{TXN_APP_ID}-trades-{self.topic}")
              .option("txnVersion", run_id).save(self.trades_uri))
             lap("trades")
-            (classified.where("outcome = 'accepted'")
-             .select(_id_hash().alias("id_hash"),
-                     F.to_date(F.timestamp_millis("ts")).alias("trade_date"), "ingest_run")
+            (trades.select(_id_hash().alias("id_hash"), "trade_date", "ingest_run")
              .write.format("delta").mode("append")
              .option("txnAppId", f"{TXN_APP_ID}-trade-ids-{self.topic}")
              .option("txnVersion", run_id).save(self.index_uri))

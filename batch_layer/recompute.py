@@ -96,6 +96,16 @@ def trades_per_day(trades_uri: str) -> dict[date, int]:
     return per_day
 
 
+def plan(view: View, start: datetime, end: datetime, trades_uri: str,
+         chunk: timedelta | None = None, max_trades: int = CHUNK_TRADES
+         ) -> list[tuple[datetime, datetime]]:
+    """The chunks (commits) a recompute of [start, end) makes: `chunk` long each, or,
+    by default, whole days sized by the trades raw.trades holds for them."""
+    if chunk is not None:
+        return chunks(view, start, end, chunk)
+    return sized_chunks(view, start, end, trades_per_day(trades_uri), max_trades)
+
+
 def sized_chunks(view: View, start: datetime, end: datetime, per_day: dict[date, int],
                  max_trades: int = CHUNK_TRADES) -> list[tuple[datetime, datetime]]:
     """The day chunks of [start, end) joined while together they hold <= `max_trades`."""
@@ -132,9 +142,8 @@ def preview(settings: Settings, view: View, start: datetime, end: datetime,
     import pyarrow.dataset as ds
 
     trades_uri = settings.table_uri("raw", "trades")
-    plan = (chunks(view, start, end, chunk) if chunk is not None
-            else sized_chunks(view, start, end, trades_per_day(trades_uri)))
-    lo, hi = plan[0][0], plan[-1][1]
+    commits = plan(view, start, end, trades_uri, chunk)
+    lo, hi = commits[0][0], commits[-1][1]
 
     def count(uri: str, where: ds.Expression) -> tuple[int, int]:
         table = open_table(uri)
@@ -154,7 +163,7 @@ def preview(settings: Settings, view: View, start: datetime, end: datetime,
     window = ds.field("window_start")
     rows, windows = count(settings.table_uri("batch", view.name), (window >= lo) & (window < hi))
     boundary = current_boundaries(settings).get(view.name)
-    return Preview(view.name, lo, hi, len(plan), trades, rows, windows,
+    return Preview(view.name, lo, hi, len(commits), trades, rows, windows,
                    boundary[0] if boundary else None)
 
 
@@ -173,9 +182,7 @@ class Recompute:
 
     def plan(self, view: View, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """The chunks (commits) a recompute of [start, end) makes."""
-        if self.chunk is not None:
-            return chunks(view, start, end, self.chunk)
-        return sized_chunks(view, start, end, trades_per_day(self.trades_uri), self.max_trades)
+        return plan(view, start, end, self.trades_uri, self.chunk, self.max_trades)
 
     def view_uri(self, view: View) -> str:
         return self.settings.table_uri("batch", view.name)
