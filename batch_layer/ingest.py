@@ -31,6 +31,10 @@ collision). Only the suspects are then compared by their full identity: with eac
 for their hashes (partition pruning), so the exact check reads a few partitions, not
 the table. A lake whose raw.trades predates the index gets it built once, from
 raw.trades, by the next run.
+
+A small run (at most batch_layer.driver_ingest.DRIVER_RUN records, what a quiet stream
+brings) is done by the driver without a Spark job, with the same semantics and the same
+Delta transactions, once the three tables exist.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from batch_layer import driver_ingest
 from infra import kafka
 from shared.bookkeeping import append_ledger, ingest_ledger, ingested_until
 from shared.config import Settings
@@ -183,8 +188,10 @@ class IngestRun:
     redo: bool
     partitions: dict[int, PartitionCounts] = field(default_factory=dict)
     seconds: float = 0.0
-    # Wall seconds per step: plan, classify (read + parse + dedupe), rejects, trades, commit.
+    # Wall seconds per step: plan, [read,] classify (read + parse + dedupe), rejects,
+    # trades, index, commit.
     phases: dict[str, float] = field(default_factory=dict)
+    driver: bool = False  # done by the driver alone (batch_layer.driver_ingest)
 
     @property
     def records(self) -> int:
@@ -199,11 +206,14 @@ class Ingest:
     """One topic into the raw tables; `run()` ingests what is there now, in runs."""
 
     def __init__(self, settings: Settings, spark: SparkSession, *, topic: str | None = None,
-                 max_records_per_partition: int = MAX_PER_PARTITION) -> None:
+                 max_records_per_partition: int = MAX_PER_PARTITION,
+                 driver_run: int = driver_ingest.DRIVER_RUN) -> None:
+        """Runs of at most `driver_run` records are done by the driver (0: never)."""
         self.settings = settings
         self.spark = spark
         self.topic = topic or settings.topic
         self.max_per_partition = max_records_per_partition
+        self.driver_run = driver_run
         self.trades_uri = settings.table_uri("raw", "trades")
         self.rejects_uri = settings.table_uri("raw", "rejects")
         self.index_uri = settings.table_uri("raw", "trade_ids")
@@ -354,6 +364,13 @@ class Ingest:
         if not redo:
             self._append_ledger(run_id, "planned", ranges)
         lap("plan")
+        if _records(ranges) <= self.driver_run and all(
+                open_table(uri) is not None
+                for uri in (self.trades_uri, self.rejects_uri, self.index_uri)):
+            self._run_in_driver(run_id, ranges, lap)
+            self._append_ledger(run_id, "committed", ranges)
+            lap("commit")
+            return IngestRun(run_id, redo, ranges, time.monotonic() - t0, phases, driver=True)
         parsed = parse_records(self._read(ranges)).persist(StorageLevel.MEMORY_AND_DISK)
         classified = self._classify(parsed, run_id, _records(ranges)).withColumn(
             "ingested_at", F.current_timestamp()
@@ -402,6 +419,40 @@ class Ingest:
         self._append_ledger(run_id, "committed", ranges)
         lap("commit")
         return IngestRun(run_id, redo, ranges, time.monotonic() - t0, phases)
+
+    def _run_in_driver(self, run_id: int, ranges: dict[int, PartitionCounts],
+                       lap: Callable[[str], None]) -> None:
+        """One small run without Spark (batch_layer.driver_ingest); counts into `ranges`."""
+        from datetime import UTC, datetime
+
+        d = driver_ingest
+        records = d.read_range(self.settings, self.topic,
+                               {p: (c.start, c.end) for p, c in ranges.items()})
+        lap("read")
+        judged = d.judge(records, lambda hashes: d.earlier_identities(
+            self.index_uri, self.trades_uri, run_id, hashes))
+        for j in judged:
+            c = ranges[j.record.partition]
+            c.records += 1
+            if j.outcome == "accepted":
+                c.accepted += 1
+            else:
+                c.rejected += 1
+                c.duplicates += j.outcome == "duplicate"
+        lap("classify")
+        now = datetime.now(UTC)
+        d.append(self.rejects_uri, d.reject_rows(judged, run_id, now),
+                 f"{TXN_APP_ID}-rejects-{self.topic}", run_id)
+        lap("rejects")
+        trades = d.trade_rows(judged, run_id, now)
+        d.append(self.trades_uri, trades, f"{TXN_APP_ID}-trades-{self.topic}", run_id,
+                 partition_by=["trade_date"])
+        lap("trades")
+        d.append(self.index_uri, [{"id_hash": d.id_hash(t["exchange"], t["symbol"], t["trade_id"]),
+                                   "trade_date": t["trade_date"], "ingest_run": run_id}
+                                  for t in trades],
+                 f"{TXN_APP_ID}-trade-ids-{self.topic}", run_id)
+        lap("index")
 
     def run(self, progress: Callable[[IngestRun], None] | None = None) -> list[IngestRun]:
         """Ingest until caught up with the offsets present when each run is planned."""

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
 from batch_layer.ingest import Ingest, IngestRun
 from batch_layer.recompute import Chunk, Recompute
 from shared.bookkeeping import (
@@ -45,6 +48,7 @@ from shared.tables import open_table
 from shared.views import VIEWS, View
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
     from pyspark.sql import SparkSession
 
 
@@ -62,6 +66,9 @@ class BatchRunResult:
     ingest: list[IngestRun]
     views: list[ViewResult]
     maintained: list[Maintained] = field(default_factory=list)
+    # Wall seconds per step: ingest, plan (boundaries, touched windows), recompute,
+    # publish, maintain.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def contiguous(starts: list[int], width: int) -> list[tuple[int, int]]:
@@ -102,6 +109,32 @@ def repeat(once: Callable[[], object], every_s: float | None, *,
         pause = max(0.0, every_s - (clock() - started))
         on_pause(pause)
         sleep(pause)
+
+
+Column = npt.NDArray[np.int64]
+
+
+def new_trades(raw: DeltaTable, after_run: int) -> tuple[int, int, dict[str, Column]]:
+    """(newest ingest run, newest ts, the `ts` and `ingest_run` of the rows of runs after
+    `after_run`) of raw.trades. Newest figures from the Delta log's file statistics; the
+    rows from the files whose statistics say they hold such runs."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    stats = pa.table(raw.get_add_actions(flatten=True))
+    names = set(stats.column_names)
+    newest = {}
+    for column in ("ts", "ingest_run"):
+        top = stats.column(f"max.{column}") if f"max.{column}" in names else None
+        if top is None or top.null_count:
+            # A file without statistics: scan the column.
+            top = raw.to_pyarrow_dataset().to_table(columns=[column]).column(column)
+        newest[column] = int(pc.max(top).as_py() or 0)
+    rows = raw.to_pyarrow_dataset().to_table(
+        columns=["ts", "ingest_run"], filter=ds.field("ingest_run") > after_run)
+    return newest["ingest_run"], newest["ts"], {
+        c: rows.column(c).to_numpy() for c in ("ts", "ingest_run")}
 
 
 def _ms(moment: datetime) -> int:
@@ -147,7 +180,11 @@ class BatchRun:
 
     def run(self, *, on_ingest: Callable[[IngestRun], None] | None = None,
             on_chunk: Callable[[Chunk], None] | None = None) -> BatchRunResult:
-        from pyspark.sql import functions as F
+        t0 = time.monotonic()
+        phases: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            phases[name] = phases.get(name, 0.0) + time.monotonic() - t0 - sum(phases.values())
 
         runs = Ingest(self.settings, self.spark, topic=self.topic).run(progress=on_ingest)
         if runs and not all(r.balanced for r in runs):
@@ -155,15 +192,15 @@ class BatchRun:
                                "not recomputing: see the per-partition counts above")
         trades_uri = self.settings.table_uri("raw", "trades")
         raw = open_table(trades_uri)
+        lap("ingest")
         if raw is None:
-            return BatchRunResult(runs, [])
+            return BatchRunResult(runs, [], phases=phases)
         raw_version = raw.version()
-        trades = self.spark.read.format("delta").load(trades_uri)
-        # Over all of raw.trades, once: the last ingest run and the newest trade.
-        latest = trades.agg(F.max("ingest_run").alias("run"), F.max("ts").alias("ts")).first()
-        assert latest is not None
-        newest_run = int(latest["run"]) if latest["run"] is not None else 0
         current = self.current()
+        # The trades of ingest runs some view has not recomputed yet (files pruned by
+        # the Delta log's statistics; a quiet run reads one small file).
+        newest_run, newest_ts, new = new_trades(
+            raw, min((current.get(v.name, (None, 0))[1] for v in self.views), default=0))
         recompute = Recompute(self.settings, self.spark)
         results, published = [], []
         for view in self.views:
@@ -172,17 +209,16 @@ class BatchRun:
             result.previous = boundary
             width = view.window_ms
             previous_ms = _ms(boundary) if boundary is not None else None
-            candidate = (int(latest["ts"]) - self.lateness_ms) // width * width
+            candidate = (newest_ts - self.lateness_ms) // width * width
             new_ms = max(candidate, previous_ms or 0)
-            new = trades.where((F.col("ingest_run") > done_run) & (F.col("ts") < new_ms))
-            starts = [r[0] for r in new.select((F.col("ts") - F.pmod("ts", F.lit(width)))
-                                               .alias("w")).distinct().collect()]
-            ranges = contiguous(starts, width)
+            ts = new["ts"][(new["ingest_run"] > done_run) & (new["ts"] < new_ms)]
+            ranges = contiguous((np.unique(ts // width) * width).tolist(), width)
             if previous_ms is not None and previous_ms < new_ms:
                 ranges = merge_ranges([*ranges, (previous_ms, new_ms)])
             if not ranges and done_run == newest_run:
                 results.append(result)
                 continue
+            lap("plan")
             for lo, hi in ranges:
                 chunks = recompute.run(view, _utc(lo), _utc(hi), progress=on_chunk)
                 result.windows += sum(c.windows for c in chunks)
@@ -192,6 +228,11 @@ class BatchRun:
                               "run_id": newest_run, "raw_version": raw_version,
                               "published_at": datetime.now(UTC)})
             results.append(result)
+            lap("recompute")
+        lap("plan")
         if published:
             publish_boundaries(self.settings, published)
-        return BatchRunResult(runs, results, self.maintain_speed())
+        lap("publish")
+        maintained = self.maintain_speed()
+        lap("maintain")
+        return BatchRunResult(runs, results, maintained, phases)

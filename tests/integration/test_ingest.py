@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from batch_layer.driver_ingest import DRIVER_RUN, id_hash
 from batch_layer.ingest import Ingest
 from infra import kafka
 from infra.kafka import ensure_topic
@@ -104,8 +105,9 @@ def _check(settings: Settings, unique: str, expected: dict[str, Any]) -> None:
     assert volume == sum((t.qty for t in expected["accepted"]), Decimal(0))
 
 
+@pytest.mark.parametrize("driver_run", [0, DRIVER_RUN], ids=["spark", "driver"])
 def test_ingest_lands_every_message_once_and_rerun_changes_nothing(
-    stack: Settings, spark: Any, unique: str, tmp_path: Path
+    stack: Settings, spark: Any, unique: str, tmp_path: Path, driver_run: int
 ) -> None:
     settings = _lake(stack, tmp_path)
     topic = f"it-ingest-{unique}"
@@ -113,10 +115,14 @@ def test_ingest_lands_every_message_once_and_rerun_changes_nothing(
     expected = _oracle(sent)
     assert expected["duplicates"] > 100 and expected["malformed"] > 100
 
-    ingest = Ingest(settings, spark, topic=topic, max_records_per_partition=2_000)
+    ingest = Ingest(settings, spark, topic=topic, max_records_per_partition=2_000,
+                    driver_run=driver_run)
     runs = ingest.run()
     assert len(runs) > 1  # the backlog went in several runs
     assert all(r.balanced for r in runs)
+    # With the driver allowed: the first run creates the tables with Spark, the driver
+    # does the rest (and dedupes against what Spark wrote).
+    assert [r.driver for r in runs] == [False] + [driver_run > 0] * (len(runs) - 1)
     assert sum(r.records for r in runs) == len(sent)
     _check(settings, unique, expected)
 
@@ -131,6 +137,19 @@ def test_ingest_lands_every_message_once_and_rerun_changes_nothing(
     expected = _oracle(sent)
     assert all(r.balanced for r in ingest.run())
     _check(settings, unique, expected)
+
+
+def test_the_driver_hashes_identities_as_spark_does(spark: Any) -> None:
+    from pyspark.sql import functions as F
+
+    ids = [m.trade.identity for m in itertools.islice(Market(CONFIG).messages(), 3_000)
+           if m.trade is not None]
+    ids += [("kraken", "ÉTH-€", "ü" * 40), ("a" * 33, "", "x" * 100)]
+    got = (spark.createDataFrame(ids, "exchange string, symbol string, trade_id string")
+           .select("exchange", "symbol", "trade_id",
+                   F.xxhash64("exchange", "symbol", "trade_id").alias("h")).collect())
+    assert len(got) == len(ids)
+    assert all(id_hash(r["exchange"], r["symbol"], r["trade_id"]) == r["h"] for r in got)
 
 
 def test_ingest_killed_mid_run_then_rerun_equals_undisturbed(

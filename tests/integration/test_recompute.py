@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from batch_layer.recompute import Chunk, Recompute
+from batch_layer.recompute import DRIVER_ROWS, Chunk, Recompute
 from producers.market import Market, MarketConfig
 from shared.config import Settings
 from shared.contract import Trade
@@ -47,15 +47,18 @@ def lake(spark: SparkSession, stack: Settings, tmp_path: Path) -> tuple[Settings
     return settings, trades
 
 
+@pytest.mark.parametrize("driver_rows", [0, DRIVER_ROWS], ids=["spark", "driver"])
 def test_recompute_writes_the_oracle_idempotently(
-    spark: SparkSession, lake: tuple[Settings, list[Trade]]
+    spark: SparkSession, lake: tuple[Settings, list[Trade]], driver_rows: int
 ) -> None:
+    """With `driver_rows` > 0 the first chunk creates the table with Spark's write and
+    the driver commits the others (delta-rs); with 0, Spark writes every chunk."""
     settings, trades = lake
     first = min(t.ts for t in trades)
     last = max(t.ts for t in trades)
     start = datetime.fromtimestamp(first / 1000, tz=UTC)
     end = datetime.fromtimestamp(last / 1000, tz=UTC) + timedelta(milliseconds=1)
-    job = Recompute(settings, spark, chunk=timedelta(minutes=4))
+    job = Recompute(settings, spark, chunk=timedelta(minutes=4), driver_rows=driver_rows)
     seen: list[Chunk] = []
     for view in (BARS_1M, FLOW_5M):
         chunks = job.run(view, start, end, progress=seen.append)
@@ -72,4 +75,18 @@ def test_recompute_writes_the_oracle_idempotently(
         assert _rows(spark, uri, view) == expected
         assert spark.sql(f"DESCRIBE HISTORY delta.`{uri}`").count() > version
     assert len(seen) > 2  # chunks of 4 minutes, each reported
+
+    # Trades removed from raw.trades: their windows are recomputed without them, and a
+    # window left without trades has no row.
+    from delta.tables import DeltaTable
+
+    gone_lo = (first // 60_000 + 2) * 60_000
+    gone_hi = gone_lo + 180_000
+    DeltaTable.forPath(spark, job.trades_uri).delete(f"ts >= {gone_lo} AND ts < {gone_hi}")
+    kept = [t for t in trades if not gone_lo <= t.ts < gone_hi]
+    job.run(BARS_1M, datetime.fromtimestamp(gone_lo / 1000, tz=UTC),
+            datetime.fromtimestamp(gone_hi / 1000, tz=UTC))
+    expected = view_rows(kept, BARS_1M.keys, BARS_1M.window_seconds,
+                         [m.name for m in BARS_1M.measures])
+    assert _rows(spark, job.view_uri(BARS_1M), BARS_1M) == expected
 
