@@ -66,7 +66,8 @@ def test_rows_carry_the_verdict_the_coordinates_and_the_reasons() -> None:
     rejects = reject_rows(judged, 7, now)
     assert [(r["kafka_offset"], r["reason"]) for r in rejects] == [
         (11, "duplicate"), (12, rejects[1]["reason"])]
-    assert rejects[0]["detail"] == "(exchange, symbol, trade_id) = (binance, BTC-USDT, 5) seen before"
+    assert rejects[0]["detail"] == (
+        "(exchange, symbol, trade_id) = (binance, BTC-USDT, 5) seen before")
     assert rejects[1]["reason"] not in (None, "duplicate") and rejects[1]["detail"]
     assert rejects[0]["kafka_timestamp"] == datetime(2023, 11, 14, 22, 13, 20, 1000, tzinfo=UTC)
     assert rejects[0]["value"] == _trade("5") and rejects[0]["key"] == b"k"
