@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "8050)")
     p.add_argument("--user", choices=ROLES, default="desk", help="Trino role it reads as")
     p.add_argument("--refresh-s", type=float, default=1.0,
-                   help="the server queries Trino at most this often per book (default 1)")
+                   help="the server refreshes every book from Trino at most this often "
+                   "(default 1)")
     p = add("sql", cmd_sql, "the Trino CLI on catalog lake, as CONCORD_TRINO_USER (HTTPS, "
             "password from $CONCORD_HOME/secrets/trino-users.json)")
     p.add_argument("--user", choices=ROLES, help="Trino user (default: CONCORD_TRINO_USER)")

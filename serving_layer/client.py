@@ -18,6 +18,7 @@ their keys and time, so two calls over the same data give the same frame.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,15 +83,25 @@ class Client:
         self.settings = settings or load_settings()
         self.user = user
         self.catalog = self.settings.catalog
+        # One connection per thread, kept: its HTTPS session (TLS handshake, keep-alive)
+        # is reused by the thread's next queries.
+        self._local = threading.local()
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *,
               output: Output = "pandas") -> pd.DataFrame | pa.Table:
         """Any SQL, `?` placeholders bound to `params`; a DataFrame or an Arrow table."""
-        with connect(self.settings, user=self.user) as conn:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.settings, user=self.user)
+        try:
             cur = conn.cursor()
             cur.execute(sql, list(params) if params else None)
             rows = cur.fetchall()
             columns = [(d[0], d[1]) for d in cur.description or []]
+        except Exception:
+            self._local.conn = None  # a broken connection is not reused
+            conn.close()
+            raise
         table = to_arrow(columns, rows)
         return table if output == "arrow" else table.to_pandas()
 

@@ -9,10 +9,15 @@ spread of the symbol (serving.spread_1m); an always-visible freshness indicator 
 of the newest trade) and the batch boundary (serving.boundaries). The chart library is
 TradingView Lightweight Charts (`make setup` fetches it from npm).
 
-The page polls GET /api/snapshot?exchange=&symbol= every second. The server answers
-from a cache refreshed at most once per --refresh-s per book (four Trino queries run
-in parallel), so the load on Trino does not grow with the number of viewers. Decimals
-travel as strings (exact); the page parses them for drawing only.
+The page polls GET /api/snapshot?exchange=&symbol= every second and is answered from
+memory: one background loop keeps the data of every book fresh (Snapshots: the recent
+bars of all books in one query and the board each cycle, the whole history, the spread
+and the boundaries every few cycles; at most every --refresh-s), so the load on Trino
+grows neither with the number of viewers nor with the books they look at, and a poll
+never waits for Trino. When Trino fails, the last good data is served with the error
+and the page says it is stale; it also does when no new trade arrived for `stale_s`
+seconds (a page parameter, default 10) or the server does not answer. Decimals travel
+as strings (exact); the page parses them for drawing only.
 """
 
 from __future__ import annotations
@@ -48,63 +53,155 @@ def _plain(value: Any) -> Any:
     return value
 
 
+Book = tuple[str, str]
+Row = dict[str, Any]
+RECENT_MINUTES = 2  # what a quick cycle re-reads of every book's bars
+
+
 @dataclass
-class _Entry:
-    at: float = 0.0
-    body: bytes = b""
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class _Data:
+    """What the server holds: every book's bars of the last HISTORY_MINUTES (by
+    window_start, epoch seconds), every symbol's spread, the board, the boundaries."""
+
+    bars: dict[Book, dict[float, Row]] = field(default_factory=dict)
+    spread: dict[str, list[Row]] = field(default_factory=dict)
+    board: list[Row] = field(default_factory=list)
+    boundaries: list[Row] = field(default_factory=list)
 
 
 class Snapshots:
-    """What the page shows, per book, fetched from Trino at most every `refresh_s`."""
+    """What the page shows, for every book, kept fresh by one background loop: a viewer's
+    poll is answered from memory at once, and Trino's load depends neither on the number
+    of viewers nor on the books they look at (a query's cost here is its fixed part:
+    planning and scheduling, not its rows).
 
-    def __init__(self, settings: Settings, user: str, refresh_s: float) -> None:
+    Each cycle (at most every `refresh_s`; back to back when its queries take longer)
+    runs in parallel: the bars of the last RECENT_MINUTES of every book (the current bar
+    moves) and the last-price board; every `full_every`-th cycle instead re-reads the
+    last HISTORY_MINUTES of bars (late trades, batch corrections), the spread of every
+    symbol and the boundaries. When Trino fails, the last good rows are kept and served
+    with the error and since when.
+    """
+
+    def __init__(self, settings: Settings, user: str, refresh_s: float, *,
+                 full_every: int = 5, client: Client | None = None) -> None:
         self.settings = settings
-        self.client = Client(settings, user=user)
+        self.client = client or Client(settings, user=user)
         self.refresh_s = refresh_s
-        self.pool = ThreadPoolExecutor(max_workers=4)
-        self.cache: dict[tuple[str, str], _Entry] = {}
-        self.guard = threading.Lock()
-        self.query_ms: list[float] = []  # per snapshot: the slowest of its parallel queries
+        self.full_every = full_every
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dashboard-query")
+        self.data = _Data()
+        self.cycles = 0
+        self.changed = threading.Condition()  # a cycle ended
+        self.closed = threading.Event()
+        self.error: str | None = None
+        self.error_since: float | None = None
+        self.ok_at: float | None = None  # epoch seconds of the last successful cycle
+        self.query_ms: list[float] = []  # per cycle: its queries' wall time
+        self._encoded: dict[Book, tuple[int, bytes]] = {}
+        threading.Thread(target=self._loop, daemon=True, name="dashboard-refresh").start()
 
-    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        table = self.client.query(sql, params, output="arrow")
+    def close(self) -> None:
+        self.closed.set()
+        with self.changed:
+            self.changed.notify_all()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _rows(self, sql: str) -> list[Row]:
+        table = self.client.query(sql, output="arrow")
         assert isinstance(table, pa.Table)
         return [{n: _plain(v) for n, v in row.items()} for row in table.to_pylist()]
 
-    def fetch(self, exchange: str, symbol: str) -> dict[str, Any]:
+    def _fetch(self, full: bool) -> _Data:
         cat = self.settings.catalog
-        since = f"current_timestamp - INTERVAL '{HISTORY_MINUTES}' MINUTE"
-        queries = {
-            "bars": (f"SELECT window_start, open, high, low, close, volume, trade_count, vwap "  # noqa: S608 - fixed names; values bound
-                     f"FROM {cat}.serving.bars_1m WHERE exchange = ? AND symbol = ? AND "
-                     f"window_start >= {since} ORDER BY window_start", [exchange, symbol]),
-            "board": (f"SELECT exchange, symbol, price, ts FROM {cat}.serving.ticker "  # noqa: S608 - fixed names
-                      "ORDER BY symbol, exchange", []),
-            "spread": (f"SELECT window_start, spread, exchanges FROM {cat}.serving.spread_1m "  # noqa: S608 - fixed names; values bound
-                       f"WHERE symbol = ? AND window_start >= {since} ORDER BY window_start",
-                       [symbol]),
-            "boundaries": (f"SELECT view_name, boundary, published_at FROM "  # noqa: S608 - fixed names
-                           f"{cat}.serving.boundaries", []),
+        minutes = HISTORY_MINUTES if full else RECENT_MINUTES
+        jobs = {
+            "board": f"SELECT exchange, symbol, price, ts FROM {cat}.serving.ticker "  # noqa: S608 - fixed names
+                     "ORDER BY symbol, exchange",
+            "bars": f"SELECT exchange, symbol, window_start, open, high, low, close, volume, "  # noqa: S608 - fixed names
+                    f"trade_count, vwap FROM {cat}.serving.bars_1m WHERE window_start >= "
+                    f"current_timestamp - INTERVAL '{minutes}' MINUTE",
         }
-        t0 = time.monotonic()
-        futures = {k: self.pool.submit(self._rows, sql, params)
-                   for k, (sql, params) in queries.items()}
-        out: dict[str, Any] = {k: f.result() for k, f in futures.items()}
-        self.query_ms.append((time.monotonic() - t0) * 1000)
-        out["exchange"], out["symbol"], out["server_time"] = exchange, symbol, time.time()
-        newest = max((r["ts"] for r in out["board"] if r["ts"] is not None), default=None)
-        out["newest_trade"] = newest
-        return out
+        if full:
+            jobs["spread"] = (
+                f"SELECT symbol, window_start, spread, exchanges FROM {cat}.serving.spread_1m "  # noqa: S608 - fixed names
+                f"WHERE window_start >= current_timestamp - INTERVAL '{HISTORY_MINUTES}' "
+                "MINUTE ORDER BY window_start")
+            jobs["boundaries"] = (f"SELECT view_name, boundary, published_at FROM "  # noqa: S608 - fixed names
+                                  f"{cat}.serving.boundaries")
+        futures = {k: self.pool.submit(self._rows, sql) for k, sql in jobs.items()}
+        got = {k: f.result() for k, f in futures.items()}
+        old = self.data
+        # A full cycle replaces every book's bars; a quick one the recent windows only.
+        bars: dict[Book, dict[float, Row]] = {} if full else {
+            book: dict(rows) for book, rows in old.bars.items()}
+        since = time.time() - HISTORY_MINUTES * 60
+        for r in got["bars"]:
+            bars.setdefault((r.pop("exchange"), r.pop("symbol")), {})[r["window_start"]] = r
+        bars = {book: {w: r for w, r in rows.items() if w >= since}
+                for book, rows in bars.items()}
+        spread = old.spread
+        if full:
+            spread = {}
+            for r in got["spread"]:
+                spread.setdefault(r.pop("symbol"), []).append(r)
+        return _Data(bars, spread, got["board"], got.get("boundaries", old.boundaries))
+
+    def _loop(self) -> None:
+        while not self.closed.is_set():
+            t0 = time.monotonic()
+            try:
+                data = self._fetch(full=self.cycles % self.full_every == 0)
+                self.query_ms.append((time.monotonic() - t0) * 1000)
+                self.ok_at, self.error, self.error_since = time.time(), None, None
+            except Exception as exc:  # noqa: BLE001 - served as "stale: <error>", retried
+                self.error = f"{type(exc).__name__}: {exc}"[:500]
+                self.error_since = self.error_since or time.time()
+                data = self.data
+            with self.changed:
+                if self.error is None or not self.cycles:
+                    self.data = data
+                # A failed cycle counts too: a first viewer sees the error, not a wait.
+                self.cycles += 1
+                self.changed.notify_all()
+            self.closed.wait(max(0.01, self.refresh_s - (time.monotonic() - t0)))
+
+    def _wait_first(self, wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
+        with self.changed:
+            while not self.cycles and not self.closed.is_set() and time.monotonic() < deadline:
+                self.changed.wait(max(0.01, deadline - time.monotonic()))
+
+    def _book(self, exchange: str, symbol: str) -> tuple[int, dict[str, Any]]:
+        """(cycle, the page's data for one book but the server time)."""
+        with self.changed:
+            data, cycle = self.data, self.cycles
+        newest = max((r["ts"] for r in data.board if r["ts"] is not None), default=None)
+        bars = data.bars.get((exchange, symbol), {})
+        return cycle, {
+            "exchange": exchange, "symbol": symbol,
+            "bars": [bars[w] for w in sorted(bars)], "spread": data.spread.get(symbol, []),
+            "board": data.board, "boundaries": data.boundaries, "newest_trade": newest,
+            "trino": {"ok_at": self.ok_at, "error": self.error,
+                      "error_since": self.error_since},
+        }
+
+    def snapshot(self, exchange: str, symbol: str, wait_s: float = 60.0) -> dict[str, Any]:
+        """The page's data for one book; waits (up to `wait_s`) only for the server's
+        first cycle."""
+        self._wait_first(wait_s)
+        return {**self._book(exchange, symbol)[1], "server_time": time.time()}
 
     def get(self, exchange: str, symbol: str) -> bytes:
-        with self.guard:
-            entry = self.cache.setdefault((exchange, symbol), _Entry())
-        with entry.lock:  # one fetch per book at a time; the others wait and share it
-            if time.monotonic() - entry.at >= self.refresh_s:
-                entry.body = json.dumps(self.fetch(exchange, symbol)).encode()
-                entry.at = time.monotonic()
-            return entry.body
+        """`snapshot` as JSON, encoded once per book and cycle (the server time aside)."""
+        self._wait_first(60.0)
+        key = (exchange, symbol)
+        cached = self._encoded.get(key)
+        if cached is None or cached[0] != self.cycles:
+            cycle, body = self._book(exchange, symbol)
+            cached = (cycle, json.dumps(body).encode())
+            self._encoded[key] = cached
+        return b'{"server_time": %.3f, ' % time.time() + cached[1][1:]
 
 
 def make_handler(snapshots: Snapshots, settings: Settings) -> type[BaseHTTPRequestHandler]:
@@ -162,6 +259,10 @@ class DashboardServer(ThreadingHTTPServer):
     def __init__(self, port: int, snapshots: Snapshots, settings: Settings) -> None:
         super().__init__(("127.0.0.1", port), make_handler(snapshots, settings))
         self.snapshots = snapshots
+
+    def server_close(self) -> None:
+        self.snapshots.close()
+        super().server_close()
 
 
 def serve(settings: Settings, *, port: int = 8050, user: str = "desk",

@@ -4,6 +4,8 @@ const params = new URLSearchParams(location.search);
 let exchange = params.get("exchange") || "binance";
 let symbol = params.get("symbol") || "BTC-USDT";
 const POLL_MS = Number(params.get("poll_ms") || 1000);
+// The page says its data is stale after this long without a new trade.
+const STALE_S = Number(params.get("stale_s") || 10);
 
 const LC = LightweightCharts;
 const chartEl = document.getElementById("chart");
@@ -31,6 +33,30 @@ function ago(seconds) {
 
 function hhmm(epoch) {
   return new Date(epoch * 1000).toISOString().slice(11, 16);
+}
+
+// Why what the page shows may be out of date: "server" (the dashboard does not answer),
+// "trino" (the server cannot query Trino: its last good data is shown), "trades" (no new
+// trade for STALE_S seconds), or "" (fresh). Shown in #stale, kept in its data-reason.
+function showStale(reason, text) {
+  const el = document.getElementById("stale");
+  el.hidden = !reason;
+  el.textContent = reason ? "STALE: " + text : "";
+  el.dataset.reason = reason;
+  stats.stale = reason;
+}
+
+function staleness(s) {
+  const age = s.newest_trade == null ? null : s.server_time - s.newest_trade;
+  if (s.trino && s.trino.error) {
+    const since = s.server_time - s.trino.error_since;
+    return ["trino", `Trino unreachable for ${ago(since).replace(" ago", "")}, showing data ` +
+            `from ${ago(s.trino.ok_at == null ? null : s.server_time - s.trino.ok_at)} (` +
+            s.trino.error.slice(0, 120) + ")"];
+  }
+  if (age == null) return ["trades", "no trade yet"];
+  if (age > STALE_S) return ["trades", `no new trade for ${ago(age).replace(" ago", "")}`];
+  return ["", ""];
 }
 
 function drawHeader(s) {
@@ -116,10 +142,10 @@ async function poll(mine = generation) {
     const s = await resp.json();
     if (!resp.ok) throw new Error(s.error || resp.statusText);
     drawHeader(s); drawChart(s); drawTables(s);
-    document.getElementById("error").textContent = "";
+    showStale(...staleness(s));
     stats.polls = String(Number(stats.polls || 0) + 1);
   } catch (err) {
-    document.getElementById("error").textContent = "cannot refresh: " + err.message;
+    showStale("server", "the dashboard server does not answer (" + err.message + ")");
   }
   if (mine === generation) setTimeout(() => poll(mine), POLL_MS);
 }

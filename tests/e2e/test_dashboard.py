@@ -5,7 +5,8 @@ page; Chromium (Debian's package, installed by infra/run_tests.sh) loads it, in 
 time over the DevTools protocol (harness.browser). The chart
 renders (candles drawn on canvases), the current bar changes while the page is open,
 the freshness indicator and the board are filled, and a screenshot is kept in
-test-artifacts/dashboard.png.
+test-artifacts/dashboard.png. Then the page says its data is stale: when the trades
+stop, when its server cannot reach Trino, when the server is gone.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def test_dashboard_renders_and_the_current_bar_moves(
             time.sleep(2)
         else:
             pytest.fail("the dashboard never served a bar of the live book")
-        url = f"http://127.0.0.1:{port}/?exchange={BOOK[0]}&symbol={BOOK[1]}"
+        url = f"http://127.0.0.1:{port}/?exchange={BOOK[0]}&symbol={BOOK[1]}&stale_s=20"
         with Browser() as browser:
             browser.open(url)
             # The chart renders: candles drawn (canvases), the book's bars loaded.
@@ -94,9 +95,39 @@ def test_dashboard_renders_and_the_current_bar_moves(
             assert f"{BOOK[0]} {BOOK[1]}" in board
             assert "UTC" in browser.evaluate("document.getElementById('boundary').innerText") \
                 or "none yet" in browser.evaluate("document.getElementById('boundary').innerText")
+            assert browser.evaluate("document.body.dataset.stale") == ""
             shot = artifact_dir / "dashboard.png"
             browser.screenshot(shot)
             assert shot.stat().st_size > 10_000
+
+            # The trades stop: after stale_s seconds without one, the page says so.
+            done.set()
+            browser.wait_for("document.body.dataset.stale === 'trades'", 90)
+            assert "no new trade" in browser.evaluate("document.getElementById('stale')"
+                                                      ".innerText")
+            # The server goes away: the page says it cannot refresh.
+            server.terminate()
+            server.wait(timeout=30)
+            browser.wait_for("document.body.dataset.stale === 'server'", 30)
+
+        # A server that cannot reach Trino serves no data, and the page says why.
+        cut = {**env, "CONCORD_TRINO_HTTPS_PORT": str(free_port()),
+               "CONCORD_TRINO_PORT": str(free_port())}
+        server = subprocess.Popen([CONCORD, "dashboard", "--port", str(port)], env=cut,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert _snapshot(port)["trino"]["error"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the dashboard did not start"
+                time.sleep(0.5)
+        with Browser() as browser:
+            browser.open(url)
+            browser.wait_for("document.body.dataset.stale === 'trino'", 60)
+            assert "Trino unreachable" in browser.evaluate(
+                "document.getElementById('stale').innerText")
     finally:
         done.set()
         server.terminate()
