@@ -25,6 +25,7 @@ again (recompute is idempotent) and publishes then.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,10 +115,13 @@ def repeat(once: Callable[[], object], every_s: float | None, *,
 Column = npt.NDArray[np.int64]
 
 
-def new_trades(raw: DeltaTable, after_run: int) -> tuple[int, int, dict[str, Column]]:
-    """(newest ingest run, newest ts, the `ts` and `ingest_run` of the rows of runs after
-    `after_run`) of raw.trades. Newest figures from the Delta log's file statistics; the
-    rows from the files whose statistics say they hold such runs."""
+def new_trades(raw: DeltaTable, after_run: int, grain_ms: int
+               ) -> tuple[int, int, dict[str, Column]]:
+    """(newest ingest run, newest ts, the distinct (ts floored to `grain_ms`, ingest_run)
+    of the rows of runs after `after_run`) of raw.trades. Newest figures from the Delta
+    log's file statistics; the rows from the files whose statistics say they hold such
+    runs, a batch at a time (a long backlog is a few distinct pairs per grain, not a
+    column of every trade in memory)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
@@ -131,10 +135,15 @@ def new_trades(raw: DeltaTable, after_run: int) -> tuple[int, int, dict[str, Col
             # A file without statistics: scan the column.
             top = raw.to_pyarrow_dataset().to_table(columns=[column]).column(column)
         newest[column] = int(pc.max(top).as_py() or 0)
-    rows = raw.to_pyarrow_dataset().to_table(
-        columns=["ts", "ingest_run"], filter=ds.field("ingest_run") > after_run)
-    return newest["ingest_run"], newest["ts"], {
-        c: rows.column(c).to_numpy() for c in ("ts", "ingest_run")}
+    pairs = [np.empty((0, 2), dtype=np.int64)]
+    for batch in raw.to_pyarrow_dataset().to_batches(
+            columns=["ts", "ingest_run"], filter=ds.field("ingest_run") > after_run):
+        ts = batch.column("ts").to_numpy(zero_copy_only=False)
+        runs = batch.column("ingest_run").to_numpy(zero_copy_only=False)
+        pairs.append(np.unique(np.column_stack((ts // grain_ms * grain_ms, runs)), axis=0))
+    distinct = np.unique(np.concatenate(pairs), axis=0)
+    return newest["ingest_run"], newest["ts"], {"ts": distinct[:, 0],
+                                                "ingest_run": distinct[:, 1]}
 
 
 def _ms(moment: datetime) -> int:
@@ -200,7 +209,8 @@ class BatchRun:
         # The trades of ingest runs some view has not recomputed yet (files pruned by
         # the Delta log's statistics; a quiet run reads one small file).
         newest_run, newest_ts, new = new_trades(
-            raw, min((current.get(v.name, (None, 0))[1] for v in self.views), default=0))
+            raw, min((current.get(v.name, (None, 0))[1] for v in self.views), default=0),
+            math.gcd(*(v.window_ms for v in self.views)))
         recompute = Recompute(self.settings, self.spark)
         results, published = [], []
         for view in self.views:

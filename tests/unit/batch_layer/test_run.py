@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from batch_layer.run import contiguous, merge_ranges
@@ -56,3 +58,24 @@ def test_repeat_keeps_start_to_start_intervals_and_never_waits_negative() -> Non
            clock=lambda: clock[0])
     assert starts == [0.0, 180.0, 380.0]
     assert pauses == [170.0, 0.0]
+
+
+def test_new_trades_reads_newest_figures_and_the_distinct_grains_of_new_runs(
+        tmp_path: Path) -> None:
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from batch_layer.run import new_trades
+
+    uri = str(tmp_path / "trades")
+    for run, ts in ((1, [5_000, 61_000, 62_000]), (2, [119_999, 120_000, 3_000]),
+                    (3, [600_000])):
+        write_deltalake(uri, pa.table({"ts": pa.array(ts, pa.int64()),
+                                       "ingest_run": pa.array([run] * len(ts), pa.int64())}),
+                        mode="append")
+    newest_run, newest_ts, new = new_trades(DeltaTable(uri), 1, 60_000)
+    assert (newest_run, newest_ts) == (3, 600_000)
+    assert sorted(zip(new["ts"].tolist(), new["ingest_run"].tolist(), strict=True)) == [
+        (0, 2), (60_000, 2), (120_000, 2), (600_000, 3)]
+    _, _, none = new_trades(DeltaTable(uri), 3, 60_000)
+    assert len(none["ts"]) == 0 and len(none["ingest_run"]) == 0
