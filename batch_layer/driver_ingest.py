@@ -74,7 +74,9 @@ def read_range(settings: Settings, topic: str, ranges: Mapping[int, tuple[int, i
         return out
     consumer = kafka.confluent_consumer(
         settings, **{"group.id": f"concord-ingest-{topic}", "client.id": "concord-ingest",
-                     "isolation.level": "read_committed", "enable.partition.eof": True})
+                     "isolation.level": "read_committed", "enable.partition.eof": True,
+                     # An offset Kafka no longer has is an error, never a silent skip.
+                     "auto.offset.reset": "error"})
     try:
         consumer.assign([TopicPartition(topic, p, s) for p, (s, _) in todo.items()])
         pending = set(todo)
