@@ -52,6 +52,8 @@ def spark_session(settings: Settings, app_name: str = "concord") -> SparkSession
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.local.dir", str(local_dirs))
+        # Tables are addressed by path; the (unused) warehouse stays out of the cwd.
+        .config("spark.sql.warehouse.dir", str(local_dirs / "warehouse"))
         .config("spark.ui.enabled", "false")
         # Stage progress bars redraw with \r: fine on a terminal, noise in a log file.
         .config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
