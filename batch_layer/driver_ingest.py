@@ -12,7 +12,8 @@ version = run id), so a run begun by one form is completed by the other without 
 - the identity index (lake.raw.trade_ids) is looked up by the same hash Spark writes
   (`id_hash`: Spark's xxhash64 of the three columns, seed 42), and only the raw.trades
   partitions of the dates it names for the run's hashes are read for the comparison;
-- each table's append is skipped when the table's transaction already holds the run.
+- each table's append is skipped when the table's transaction already holds the run
+  (shared.tables.append_once).
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ def read_range(settings: Settings, topic: str, ranges: Mapping[int, tuple[int, i
     return out
 
 
+def _identity(v: tuple[Any, ...]) -> Identity:
+    """The dedupe identity of a verdict (VERDICT_FIELDS order) of a valid trade."""
+    return (v[_FIELD["exchange"]], v[_FIELD["symbol"]], v[_FIELD["trade_id"]])
+
+
 @dataclass(frozen=True, slots=True)
 class Judged:
     record: Record
@@ -115,8 +121,7 @@ class Judged:
 
     @property
     def identity(self) -> Identity:
-        v = self.verdict
-        return (v[_FIELD["exchange"]], v[_FIELD["symbol"]], v[_FIELD["trade_id"]])
+        return _identity(self.verdict)
 
 
 def judge(records: Sequence[Record],
@@ -128,7 +133,7 @@ def judge(records: Sequence[Record],
     by_hash: dict[int, set[Identity]] = {}
     for v in verdicts:
         if v[ok]:
-            identity = (v[_FIELD["exchange"]], v[_FIELD["symbol"]], v[_FIELD["trade_id"]])
+            identity = _identity(v)
             by_hash.setdefault(id_hash(*identity), set()).add(identity)
     seen = set(earlier(by_hash)) if by_hash else set()
     out = []
@@ -137,7 +142,7 @@ def judge(records: Sequence[Record],
         if not v[ok]:
             out.append(Judged(r, v, "rejected"))
             continue
-        identity = (v[_FIELD["exchange"]], v[_FIELD["symbol"]], v[_FIELD["trade_id"]])
+        identity = _identity(v)
         out.append(Judged(r, v, "duplicate" if identity in seen else "accepted"))
         seen.add(identity)
     return out
@@ -212,25 +217,3 @@ def trade_rows(judged: Iterable[Judged], run_id: int, now: datetime) -> list[dic
                      "kafka_partition": j.record.partition, "kafka_offset": j.record.offset,
                      "ingested_at": now, "ingest_run": run_id})
     return rows
-
-
-def append(uri: str, rows: list[dict[str, Any]], app_id: str, run_id: int,
-           partition_by: list[str] | None = None) -> bool:
-    """Append `rows` to the existing table at `uri` in its own schema, exactly once: the
-    commit carries the transaction (app_id, run_id); False when the table has it already."""
-    from deltalake import CommitProperties, Transaction, write_deltalake
-
-    if not rows:
-        return False
-    table = open_table(uri)
-    if table is None:
-        raise RuntimeError(f"no Delta table at {uri}: the driver appends to existing tables only")
-    done = table.transaction_version(app_id)
-    if done is not None and int(done) >= run_id:
-        return False
-    schema = pa.schema(table.schema().to_arrow())
-    now_ms = int(time.time() * 1000)
-    write_deltalake(table, pa.Table.from_pylist(rows, schema=schema), mode="append",
-                    partition_by=partition_by, commit_properties=CommitProperties(
-                        app_transactions=[Transaction(app_id, run_id, now_ms)]))
-    return True

@@ -59,7 +59,7 @@ from shared.contract import (
     Reason,
     verdict,
 )
-from shared.tables import open_table
+from shared.tables import append_once, open_table
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -180,6 +180,17 @@ class PartitionCounts:
     @property
     def balanced(self) -> bool:
         return self.accepted + self.rejected == self.records
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        """`n` records of `outcome` (accepted, rejected or duplicate; a duplicate is
+        rejected too)."""
+        self.records += n
+        if outcome == "accepted":
+            self.accepted += n
+        else:
+            self.rejected += n
+            if outcome == "duplicate":
+                self.duplicates += n
 
 
 @dataclass
@@ -377,14 +388,7 @@ class Ingest:
         ).withColumn("ingest_run", F.lit(run_id).cast("bigint"))
         try:
             for row in classified.groupBy("kafka_partition", "outcome").count().collect():
-                c = ranges[row["kafka_partition"]]
-                c.records += row["count"]
-                if row["outcome"] == "accepted":
-                    c.accepted += row["count"]
-                else:
-                    c.rejected += row["count"]
-                    if row["outcome"] == "duplicate":
-                        c.duplicates += row["count"]
+                ranges[row["kafka_partition"]].count(row["outcome"], row["count"])
             lap("classify")
             rejects = classified.where("outcome != 'accepted'").select(
                 "value", "key", "kafka_partition", "kafka_offset", "kafka_timestamp",
@@ -432,27 +436,22 @@ class Ingest:
         judged = d.judge(records, lambda hashes: d.earlier_identities(
             self.index_uri, self.trades_uri, run_id, hashes))
         for j in judged:
-            c = ranges[j.record.partition]
-            c.records += 1
-            if j.outcome == "accepted":
-                c.accepted += 1
-            else:
-                c.rejected += 1
-                c.duplicates += j.outcome == "duplicate"
+            ranges[j.record.partition].count(j.outcome)
         lap("classify")
         now = datetime.now(UTC)
-        d.append(self.rejects_uri, d.reject_rows(judged, run_id, now),
-                 f"{TXN_APP_ID}-rejects-{self.topic}", run_id)
-        lap("rejects")
         trades = d.trade_rows(judged, run_id, now)
-        d.append(self.trades_uri, trades, f"{TXN_APP_ID}-trades-{self.topic}", run_id,
-                 partition_by=["trade_date"])
-        lap("trades")
-        d.append(self.index_uri, [{"id_hash": d.id_hash(t["exchange"], t["symbol"], t["trade_id"]),
-                                   "trade_date": t["trade_date"], "ingest_run": run_id}
-                                  for t in trades],
-                 f"{TXN_APP_ID}-trade-ids-{self.topic}", run_id)
-        lap("index")
+        index = [{"id_hash": d.id_hash(t["exchange"], t["symbol"], t["trade_id"]),
+                  "trade_date": t["trade_date"], "ingest_run": run_id} for t in trades]
+        # In the Spark form's order and under its transactions (an empty one is skipped).
+        for step, uri, rows, app, by in (
+                ("rejects", self.rejects_uri, d.reject_rows(judged, run_id, now), "rejects",
+                 None),
+                ("trades", self.trades_uri, trades, "trades", ["trade_date"]),
+                ("index", self.index_uri, index, "trade-ids", None)):
+            if rows:
+                append_once(uri, rows, f"{TXN_APP_ID}-{app}-{self.topic}", run_id,
+                            partition_by=by)
+            lap(step)
 
     def run(self, progress: Callable[[IngestRun], None] | None = None) -> list[IngestRun]:
         """Ingest until caught up with the offsets present when each run is planned."""

@@ -27,9 +27,9 @@ from shared.config import Settings
 from shared.tables import (
     BOUNDARIES,
     INGEST_RUNS,
+    append_once,
     arrow_schema,
     ensure_table,
-    open_table,
     read_rows,
 )
 
@@ -130,25 +130,14 @@ def append_ledger(settings: Settings, run_id: int, topic: str, status: str,
 
     `counts`: per partition, start_offset, end_offset, records, accepted, rejected,
     duplicates."""
-    from deltalake import CommitProperties, Transaction, write_deltalake
-
-    uri = ingest_runs_uri(settings)
-    txn = f"{app_id}-ledger-{status}-{topic}"
-    table = open_table(uri)
-    if table is not None:
-        done = table.transaction_version(txn)
-        if done is not None and int(done) >= run_id:
-            return False
     now = datetime.now(UTC)
     rows = [{"run_id": run_id, "topic": topic, "kafka_partition": p,
              "start_offset": c["start_offset"], "end_offset": c["end_offset"],
              "status": status, "records": c["records"], "accepted": c["accepted"],
              "rejected": c["rejected"], "duplicates": c["duplicates"], "at": now}
             for p, c in sorted(counts)]
-    write_deltalake(uri, pa.Table.from_pylist(rows, schema=arrow_schema(INGEST_RUNS)),
-                    mode="append", commit_properties=CommitProperties(
-                        app_transactions=[Transaction(txn, run_id, int(now.timestamp() * 1000))]))
-    return True
+    return append_once(ingest_runs_uri(settings), rows, f"{app_id}-ledger-{status}-{topic}",
+                       run_id, schema=arrow_schema(INGEST_RUNS))
 
 
 # --- speed retention ------------------------------------------------------------------

@@ -132,3 +132,28 @@ def ensure_table(uri: str, columns: Columns) -> bool:
         return False
     write_deltalake(uri, arrow_schema(columns).empty_table(), mode="append")
     return True
+
+
+def append_once(uri: str, rows: list[dict[str, Any]], app_id: str, version: int, *,
+                schema: pa.Schema | None = None, partition_by: list[str] | None = None
+                ) -> bool:
+    """Append `rows` in one commit carrying the Delta transaction (`app_id`, `version`),
+    exactly once: False (nothing written) when the table's transaction already holds
+    `version` or later. `schema` None: the existing table's own (it must exist)."""
+    from deltalake import CommitProperties, Transaction, write_deltalake
+
+    table = open_table(uri)
+    if table is not None:
+        done = table.transaction_version(app_id)
+        if done is not None and int(done) >= version:
+            return False
+    if schema is None:
+        if table is None:
+            raise RuntimeError(f"no Delta table at {uri}: nothing to take its schema from")
+        schema = pa.schema(table.schema().to_arrow())
+    write_deltalake(table if table is not None else uri,
+                    pa.Table.from_pylist(rows, schema=schema), mode="append",
+                    partition_by=partition_by, commit_properties=CommitProperties(
+                        app_transactions=[Transaction(app_id, version,
+                                                      int(time.time() * 1000))]))
+    return True
