@@ -35,13 +35,16 @@ lint: setup ## ruff and mypy (strict)
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
 
-bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~40 min
+bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~75 min
 	@$(BIN)/python -m bench.foundation
 	@$(BIN)/python -m bench.produce --messages 1000000
 	@$(BIN)/python -m bench.ingest --backlog 10000000 --seeded 30000000
 	@$(BIN)/python -m bench.recompute --trades 10000000
 	@$(BIN)/python -m bench.quiet_run
 	@$(BIN)/python -m bench.serving_latency
+	@$(BIN)/python -m bench.serving_latency --analyst
+	@$(BIN)/python -m bench.serving_latency --live
+	@$(BIN)/python -m bench.dashboard
 	@$(BIN)/python -m bench.speed
 
 clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts

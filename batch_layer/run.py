@@ -10,7 +10,8 @@
 4. the boundary is published in meta.boundaries (one appended row);
 5. the speed tables are maintained (shared.maintenance): small files compacted,
    speed rows of windows before the *previous* boundary and older than the retention
-   deleted, unreferenced files vacuumed.
+   deleted, unreferenced files vacuumed; the bookkeeping tables (meta.boundaries,
+   meta.ingest_runs: one small append per run) compacted every few runs.
 
 The batch view holds windows below its boundary only. That is what makes the serving
 view (serving_layer.trino_views) consistent for a reader whose query sees the tables
@@ -44,7 +45,7 @@ from shared.bookkeeping import (
     publish_boundaries,
 )
 from shared.config import Settings
-from shared.maintenance import Maintained, maintain
+from shared.maintenance import Maintained, maintain, tidy
 from shared.tables import open_table
 from shared.views import VIEWS, View
 
@@ -173,7 +174,8 @@ class BatchRun:
         return current_boundaries(self.settings)
 
     def maintain_speed(self) -> list[Maintained]:
-        """Delete speed rows no longer needed, compact, vacuum (shared.maintenance)."""
+        """Delete speed rows no longer needed, compact, vacuum; compact the bookkeeping
+        tables every few runs (shared.maintenance)."""
         history = self.history()
         done = []
         for view in self.views:
@@ -185,7 +187,9 @@ class BatchRun:
                 done.append(result)
         rejects = maintain(self.settings.table_uri("speed", "contract_rejects"),
                            keep_from=None, name="speed.contract_rejects")
-        return [*done, *([rejects] if rejects else [])]
+        bookkeeping = [tidy(self.settings.table_uri("meta", table), name=f"meta.{table}")
+                       for table in ("boundaries", "ingest_runs")]
+        return [*done, *([rejects] if rejects else []), *(b for b in bookkeeping if b)]
 
     def run(self, *, on_ingest: Callable[[IngestRun], None] | None = None,
             on_chunk: Callable[[Chunk], None] | None = None) -> BatchRunResult:

@@ -1,22 +1,34 @@
-"""Serving latency: Trino on `lake.serving.bars_1m`, one symbol, the last hour.
+"""Serving latency: Trino on the serving views, with Trino's own floor measured alongside.
 
-The query a chart asks for (one exchange and symbol, the newest 60 minutes of 1-minute
-bars, rotating over the keys), measured client-side (execute + fetch all rows) with 1
-client, then with 8 concurrent clients (one connection each); prints p50/p95/max in ms,
-queries/s, rows returned, and where the server spent the time (queued, analysis,
-planning, from system.runtime.queries). Target: p50 <= 300 ms at 1 client.
+Three modes, each on a private stack (free ports, temp home):
 
-The lake is built directly with delta-rs (no Spark, no Kafka traffic), shaped like the
-real one: `batch.bars_1m` holds `--days` of whole-minute partial rows for 3 exchanges x
-6 symbols (one commit per day, as `batch recompute` chunks); `meta.boundaries` one row
-3 minutes before the newest window; `speed.bars_1m` the last 60 minutes as per-slice
-partial rows (5 per key and minute) appended in `--speed-commits` small commits, the
-many small files the speed committer leaves. Values are consistent: the batch row of a
-minute is the merge of its speed slices; open/close sit between low and high, vwap too.
-Runs on a private stack (free ports, temp home).
+- default: a lake built directly with delta-rs (no Spark, no Kafka traffic), shaped like
+  the real one: `batch.bars_1m` holds `--days` of whole-minute partial rows for 3
+  exchanges x 7 symbols (one commit per day, as `batch recompute` chunks);
+  `meta.boundaries` one row 3 minutes before the newest window; `speed.bars_1m` the
+  last 60 minutes as per-slice partial rows (5 per key and minute) appended in
+  `--speed-commits` small commits, then the same after the batch run's maintenance
+  compacted them. Values are consistent: the batch row of a minute is the merge of its
+  speed slices; open/close sit between low and high, vwap too.
+- `--live`: the demo's processes (the speed job, a live stream of `--rate` trades/s,
+  the batch loop every `--batch-every` s, the dashboard), measured once the first
+  boundary is published.
+- `--analyst`: history on the built lake with `--days` 30: `serving.bars_1h` of one
+  book over 30 days, and a 30-day scan aggregating `serving.bars_1m` for all books,
+  each against the same query without the view; EXPLAIN ANALYZE figures.
+
+Each query is measured client-side (execute + fetch all rows, HTTPS with the password,
+one connection per client) at 1 client and at 8 concurrent clients: p50/p95/p99/max,
+queries/s, and Trino's own accounting (queued, analysis, planning, execution). The floor
+in the same invocation: `SELECT 1` and the same book and hour read from one Delta table
+without the view. Targets (issue 14): bars_1m one book last hour p50 <= 100 ms and
+p99 <= 300 ms at 1 client, p50 <= 300 ms at 8; bars_1h 30 days <= 500 ms; 30-day scan
+<= 2 s.
 
     .venv/bin/python -m bench.serving_latency [--days 7] [--queries 50]
         [--queries-per-client 25] [--speed-commits 200] [--explain]
+    .venv/bin/python -m bench.serving_latency --live [--rate 200] [--batch-every 180]
+    .venv/bin/python -m bench.serving_latency --analyst [--days 30]
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +48,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from concord import demo
 from harness.stack import private_stack
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect, query
@@ -56,6 +69,7 @@ SYMBOLS: tuple[tuple[str, float, int, int, float, float], ...] = (
     ("XRP-USDT", 0.52, 4, 1, 3500.0, 80.0),
     ("DOGE-USDT", 0.15, 5, 0, 12000.0, 60.0),
     ("ETH-BTC", 0.049, 5, 4, 0.6, 20.0),
+    ("ADA-USDT", 0.45, 4, 1, 900.0, 40.0),
 )
 KEYS = [(e, s[0]) for e in EXCHANGES for s in SYMBOLS]
 SLICES = 5  # speed partial rows per key and minute
@@ -229,9 +243,9 @@ def build_lake(settings: Settings, days: int, speed_commits: int) -> datetime:
     return newest
 
 
-def bars_sql(key: tuple[str, str], since: datetime) -> str:
+def bars_sql(key: tuple[str, str], since: datetime, schema: str = "serving") -> str:
     exchange, symbol = key
-    return ("SELECT * FROM lake.serving.bars_1m "
+    return (f"SELECT * FROM lake.{schema}.bars_1m "
             f"WHERE exchange = '{exchange}' AND symbol = '{symbol}' "
             f"AND window_start >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S} UTC' "
             "ORDER BY window_start")
@@ -270,14 +284,18 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def level(settings: Settings, clients: int, per_client: int, since: datetime) -> None:
-    """`clients` threads, each running `per_client` queries over rotating keys."""
+Sqls = Callable[[int, int], str]  # (client, query number) -> SQL
+
+
+def level(settings: Settings, label: str, clients: int, per_client: int,
+          sql: Sqls) -> float:
+    """`clients` threads, each running `per_client` queries; prints the figures and
+    returns the p50 in ms."""
     samples: list[list[Sample]] = [[] for _ in range(clients)]
     barrier = threading.Barrier(clients + 1) if clients > 1 else None
     threads = [
         threading.Thread(target=client, args=(
-            settings, [bars_sql(KEYS[(c * 7 + q) % len(KEYS)], since) for q in range(per_client)],
-            barrier, samples[c]))
+            settings, [sql(c, q) for q in range(per_client)], barrier, samples[c]))
         for c in range(clients)
     ]
     for t in threads:
@@ -293,15 +311,17 @@ def level(settings: Settings, clients: int, per_client: int, since: datetime) ->
         raise RuntimeError(f"{clients * per_client - len(flat)} queries failed (see above)")
     ms = [s.ms for s in flat]
     rows = sorted({s.rows for s in flat})
-    print(f"{clients} client(s) x {per_client} queries: p50 {percentile(ms, 50):.0f} ms, "
-          f"p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms, mean "
-          f"{statistics.fmean(ms):.0f} ms; {len(flat) / wall:.1f} queries/s; rows returned "
-          f"{rows}", flush=True)
+    p50 = percentile(ms, 50)
+    print(f"{label}, {clients} client(s) x {per_client}: p50 {p50:.0f} ms, "
+          f"p95 {percentile(ms, 95):.0f}, p99 {percentile(ms, 99):.0f}, max {max(ms):.0f}; "
+          f"{len(flat) / wall:.1f} queries/s; rows {rows[0]}..{rows[-1]}", flush=True)
     server_side(settings, [s.query_id for s in flat])
+    return p50
 
 
 def server_side(settings: Settings, ids: Sequence[str]) -> None:
-    """Medians of Trino's own accounting of the queries: queued, analysis, planning, total."""
+    """Medians of Trino's own accounting of the queries: queued, analysis, planning,
+    execution (created -> end minus the rest)."""
     listed = ", ".join(f"'{i}'" for i in ids if i)
     found = query(settings, "SELECT queued_time_ms, analysis_time_ms, planning_time_ms, "
                   "to_milliseconds(\"end\" - created) FROM system.runtime.queries "
@@ -310,23 +330,43 @@ def server_side(settings: Settings, ids: Sequence[str]) -> None:
         return
     parts = [statistics.median(float(r[i] or 0) for r in found) for i in range(4)]
     print(f"  server side (median of {len(found)}): queued {parts[0]:.0f} ms, analysis "
-          f"{parts[1]:.0f} ms, planning {parts[2]:.0f} ms, created->end {parts[3]:.0f} ms",
+          f"{parts[1]:.0f} ms, planning {parts[2]:.0f} ms, execution "
+          f"{parts[3] - sum(parts[:3]):.0f} ms, created->end {parts[3]:.0f} ms", flush=True)
+
+
+def floor(settings: Settings, queries: int, one_table: str) -> float:
+    """Trino's own floor on this box, now: SELECT 1 (the protocol, TLS and password) and
+    `one_table` (the same book and hour from one Delta table, no view); returns the
+    latter's p50."""
+    level(settings, "floor: SELECT 1", 1, queries, lambda c, q: "SELECT 1")
+    return level(settings, "floor: one table, no view", 1, queries, lambda c, q: one_table)
+
+
+def serving_levels(settings: Settings, keys: Sequence[tuple[str, str]], since: datetime,
+                   queries: int, per_client: int) -> None:
+    """The targets' queries at 1 and 8 clients, with the floor in the same invocation."""
+    exchanges = sorted({e for e, _ in keys})
+    base = floor(settings, queries, bars_sql(keys[0], since, "batch"))
+    bars = level(settings, "serving.bars_1m, one book, last hour", 1, queries,
+                 lambda c, q: bars_sql(keys[q % len(keys)], since))
+    print(f"ratio serving.bars_1m / one-table floor (p50, 1 client): {bars / base:.2f}x; "
+          f"target p50 <= 100 ms: {'met' if bars <= 100 else 'not met'}", flush=True)
+    level(settings, "serving.bars_1m, one book, last hour", 8, per_client,
+          lambda c, q: bars_sql(keys[(c * 7 + q) % len(keys)], since))
+    ticker = level(settings, "serving.ticker, one exchange", 1, queries,
+                   lambda c, q: ticker_sql(exchanges[q % len(exchanges)]))
+    print(f"ratio serving.ticker / one-table floor (p50, 1 client): {ticker / base:.2f}x",
           flush=True)
+    level(settings, "serving.ticker, one exchange", 8, per_client,
+          lambda c, q: ticker_sql(exchanges[(c + q) % len(exchanges)]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=int, default=7, help="days of batch bars")
-    parser.add_argument("--queries", type=int, default=50, help="queries at 1 client")
-    parser.add_argument("--queries-per-client", type=int, default=25,
-                        help="queries of each client at 8 clients")
-    parser.add_argument("--speed-commits", type=int, default=200,
-                        help="appends the last hour of speed partials is written in")
-    parser.add_argument("--explain", action="store_true",
-                        help="print EXPLAIN ANALYZE of one query at the end")
-    args = parser.parse_args()
+def ticker_sql(exchange: str) -> str:
+    return f"SELECT * FROM lake.serving.ticker WHERE exchange = '{exchange}' ORDER BY symbol"
 
+
+def static(args: argparse.Namespace) -> None:
+    """The lake built by build_lake, between two batch runs and after maintenance."""
     with private_stack() as settings:
         newest = build_lake(settings, args.days, args.speed_commits)
         since = newest - timedelta(hours=1)
@@ -339,17 +379,122 @@ def main() -> None:
               f"{warm[-1].rows}", flush=True)
         print(f"-- speed.bars_1m as the committers leave it between two batch runs "
               f"({args.speed_commits} small files)", flush=True)
-        level(settings, 1, args.queries, since)
-        level(settings, 8, args.queries_per_client, since)
+        serving_levels(settings, KEYS, since, args.queries, args.queries_per_client)
         done = maintain(settings.table_uri("speed", "bars_1m"), keep_from=None)
         assert done is not None
         print(f"-- after the batch run's maintenance (shared.maintenance): "
               f"{done.files_before} -> {done.files_after} speed files", flush=True)
-        level(settings, 1, args.queries, since)
-        level(settings, 8, args.queries_per_client, since)
+        serving_levels(settings, KEYS, since, args.queries, args.queries_per_client)
         if args.explain:
             plan = query(settings, "EXPLAIN ANALYZE " + bars_sql(KEYS[0], since))
             print(plan[0][0], flush=True)
+
+
+def analyst(args: argparse.Namespace) -> None:
+    """History on a lake of --days of batch bars for 21 books (issue 14, target 2)."""
+    with private_stack() as settings:
+        newest = build_lake(settings, args.days, speed_commits=10)
+        refresh(settings)
+        maintain(settings.table_uri("speed", "bars_1m"), keep_from=None)
+        since = f"TIMESTAMP '{newest - timedelta(days=args.days):%Y-%m-%d %H:%M:%S} UTC'"
+        symbols = [s[0] for s in SYMBOLS]
+
+        def hourly(c: int, q: int) -> str:
+            return ("SELECT * FROM lake.serving.bars_1h WHERE exchange = 'binance' AND "
+                    f"symbol = '{symbols[(c + q) % len(symbols)]}' AND window_start >= {since} "
+                    "ORDER BY window_start")
+
+        def scan(table: str) -> str:
+            return ("SELECT exchange, symbol, count(*) AS minutes, sum(trade_count) AS trades, "
+                    "sum(volume) AS volume, min(low) AS low, max(high) AS high, "
+                    f"sum(notional) / sum(volume) AS vwap FROM lake.{table} "
+                    f"WHERE window_start >= {since} GROUP BY exchange, symbol ORDER BY 1, 2")
+
+        client(settings, [hourly(0, q) for q in range(3)] + [scan("serving.bars_1m")], None, [])
+        base = floor(settings, args.queries // 2, bars_sql(KEYS[0], newest - timedelta(hours=1),
+                                                             "batch"))
+        one = level(settings, f"serving.bars_1h, one book, {args.days} days", 1,
+                    args.queries // 2, hourly)
+        print(f"ratio / one-table floor: {one / base:.2f}x; target p50 <= 500 ms: "
+              f"{'met' if one <= 500 else 'not met'}", flush=True)
+        raw = level(settings, f"floor: the same scan of lake.batch.bars_1m ({args.days} days, "
+                    "no view)", 1, 5, lambda c, q: scan("batch.bars_1m"))
+        full = level(settings, f"{args.days}-day scan of serving.bars_1m, all books", 1, 5,
+                     lambda c, q: scan("serving.bars_1m"))
+        print(f"ratio / the same scan without the view: {full / raw:.2f}x; target p50 <= "
+              f"2 s: {'met' if full <= 2000 else 'not met'}", flush=True)
+        level(settings, "serving.ticker, one exchange", 1, args.queries // 2,
+              lambda c, q: ticker_sql(EXCHANGES[q % len(EXCHANGES)]))
+        for sql in (hourly(0, 0), scan("serving.bars_1m")):
+            plan = query(settings, "EXPLAIN ANALYZE " + sql)[0][0]
+            print("EXPLAIN ANALYZE " + sql, flush=True)
+            print("\n".join(line for line in plan.splitlines()
+                            if any(k in line for k in ("Fragment", "CPU:", "Input:", "ScanF",
+                                                       "Physical input", "Output:"))),
+                  flush=True)
+
+
+def live(args: argparse.Namespace) -> None:
+    """The demo's processes on a private stack: the speed job, a live stream of --rate
+    trades/s, the batch loop every --batch-every s and the dashboard; measured once the
+    first boundary is published and the speed job has written for --settle s."""
+    with private_stack() as settings:
+        demo.start(settings, rate=args.rate, every_s=args.batch_every,
+                   say=lambda line: print(line, flush=True))
+        deadline = time.monotonic() + 600
+        while not query(settings, "SELECT 1 FROM lake.serving.boundaries"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no boundary published after 10 minutes: see the batch "
+                                   f"loop's log in {settings.log_dir / 'batch'}")
+            time.sleep(5)
+        time.sleep(args.settle)
+        keys = [(str(e), str(s)) for e, s in query(
+            settings, "SELECT exchange, symbol FROM lake.serving.ticker ORDER BY 1, 2")]
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        print(f"live: {args.rate} trades/s, {len(keys)} books, batch loop every "
+              f"{args.batch_every} s, dashboard running; {speed_files(settings)}", flush=True)
+        warm: list[Sample] = []
+        client(settings, [bars_sql(k, now - timedelta(hours=1)) for k in keys[:WARM_UP]],
+               None, warm)
+        serving_levels(settings, keys, now - timedelta(hours=1), args.queries,
+                       args.queries_per_client)
+        print(f"afterwards: {speed_files(settings)}", flush=True)
+        if args.explain:
+            plan = query(settings, "EXPLAIN ANALYZE " + bars_sql(keys[0], now - timedelta(hours=1)))
+            print(plan[0][0], flush=True)
+
+
+def speed_files(settings: Settings) -> str:
+    table = DeltaTable(settings.table_uri("speed", BARS_1M.name))
+    return f"speed.bars_1m {len(table.file_uris())} files, version {table.version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--live", action="store_true",
+                      help="measure on the demo's live processes instead of a built lake")
+    mode.add_argument("--analyst", action="store_true",
+                      help="30-day history queries on a built lake (--days, default 30)")
+    parser.add_argument("--rate", type=int, default=demo.DEMO_RATE,
+                        help="--live: trades/s of the stream")
+    parser.add_argument("--batch-every", type=int, default=demo.BATCH_EVERY_S,
+                        help="--live: seconds between batch runs")
+    parser.add_argument("--settle", type=int, default=60,
+                        help="--live: seconds after the first boundary before measuring")
+    parser.add_argument("--days", type=int, help="days of batch bars (7; --analyst 30)")
+    parser.add_argument("--queries", type=int, default=50, help="queries at 1 client")
+    parser.add_argument("--queries-per-client", type=int, default=25,
+                        help="queries of each client at 8 clients")
+    parser.add_argument("--speed-commits", type=int, default=200,
+                        help="appends the last hour of speed partials is written in")
+    parser.add_argument("--explain", action="store_true",
+                        help="print EXPLAIN ANALYZE of one query at the end")
+    args = parser.parse_args()
+    if args.days is None:
+        args.days = 30 if args.analyst else 7
+    (live if args.live else analyst if args.analyst else static)(args)
 
 
 if __name__ == "__main__":

@@ -75,17 +75,21 @@ class Snapshots:
     of viewers nor on the books they look at (a query's cost here is its fixed part:
     planning and scheduling, not its rows).
 
-    Each cycle (at most every `refresh_s`; back to back when its queries take longer)
-    runs in parallel: the bars of the last RECENT_MINUTES of every book (the current bar
-    moves) and the last-price board; every `full_every`-th cycle instead re-reads the
-    last HISTORY_MINUTES of bars (late trades, batch corrections), the spread of every
-    symbol and the boundaries. When Trino fails, the last good rows are kept and served
-    with the error and since when.
+    Each cycle (at most every `refresh_s`; when its queries take longer, followed by
+    a pause of `rest` times the cycle, so that a loaded Trino is not kept busy by the
+    page alone: back to back, the cycles held Trino at 94% of a core on the live box
+    and starved the batch run, BENCHMARKS.md) runs in parallel: the bars of the last
+    RECENT_MINUTES of every book (the current bar moves) and the last-price board;
+    every `full_every`-th cycle instead re-reads the last HISTORY_MINUTES of bars (late
+    trades, batch corrections), the spread of every symbol and the boundaries. When
+    Trino fails, the last good rows are kept and served with the error and since when.
     """
 
     def __init__(self, settings: Settings, user: str, refresh_s: float, *,
-                 full_every: int = 5, client: Client | None = None) -> None:
+                 full_every: int = 5, rest: float = 1.0,
+                 client: Client | None = None) -> None:
         self.settings = settings
+        self.rest = rest
         self.client = client or Client(settings, user=user)
         self.refresh_s = refresh_s
         self.full_every = full_every
@@ -164,7 +168,8 @@ class Snapshots:
                 # A failed cycle counts too: a first viewer sees the error, not a wait.
                 self.cycles += 1
                 self.changed.notify_all()
-            self.closed.wait(max(0.01, self.refresh_s - (time.monotonic() - t0)))
+            took = time.monotonic() - t0
+            self.closed.wait(max(0.01, self.refresh_s - took, self.rest * took))
 
     def _wait_first(self, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s

@@ -12,6 +12,10 @@ maintenance pass, per table:
    started on an older snapshot still find their files), checkpoints the log and
    drops log entries older than the table's log retention.
 
+The bookkeeping tables (meta.boundaries, meta.ingest_runs) get one small append per
+batch run; `tidy` compacts them (all rows kept) so that a serving query, which reads
+the boundary, does not open one file per batch run ever made.
+
 All of it goes through Delta commits that a concurrent committer's appends do not
 conflict with (blind appends), and keeps the committers' `txn` versions (they live on
 in the checkpoint), so the speed job runs on undisturbed.
@@ -26,6 +30,8 @@ from shared.tables import open_table
 
 VACUUM_HOURS = 1
 LOG_RETENTION = "interval 1 hours"
+TIDY_MIN_FILES = 8
+TIDY_VACUUM_HOURS = 7 * 24  # Delta's default: readers of old versions keep their files
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,22 @@ def maintain(uri: str, *, keep_from: datetime | None, name: str = "") -> Maintai
     table.cleanup_metadata()
     return Maintained(name or uri, before, len(DeltaTable(uri).file_uris()), deleted,
                       len(vacuumed))
+
+
+def tidy(uri: str, *, min_files: int = TIDY_MIN_FILES, name: str = "") -> Maintained | None:
+    """A table whose rows all stay (bookkeeping): compacted when it has `min_files` or
+    more files, checkpointed, files older than a week and unreferenced vacuumed; None
+    when there is no table or nothing to do."""
+    from deltalake import DeltaTable
+
+    table = open_table(uri)
+    if table is None:
+        return None
+    before = len(table.file_uris())
+    if before < min_files:
+        return None
+    table.optimize.compact()
+    table = DeltaTable(uri)
+    vacuumed = table.vacuum(retention_hours=TIDY_VACUUM_HOURS, dry_run=False)
+    table.create_checkpoint()
+    return Maintained(name or uri, before, len(table.file_uris()), 0, len(vacuumed))

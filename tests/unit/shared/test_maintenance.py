@@ -10,7 +10,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from shared.bookkeeping import keep_from
-from shared.maintenance import compact, maintain
+from shared.maintenance import compact, maintain, tidy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -83,3 +83,26 @@ def test_compact_rewrites_small_files_and_keeps_rows_and_offsets(tmp_path: Path)
     table = DeltaTable(uri)
     assert sorted(table.to_pyarrow_table().to_pylist(), key=str) == rows
     assert table.transaction_version("concord-speed/bars_1m/0") == 209
+
+
+def test_tidy_compacts_a_bookkeeping_table_keeping_every_row_and_transaction(
+        tmp_path: Path) -> None:
+    uri = str(tmp_path / "boundaries")
+    assert tidy(uri) is None  # no table yet
+    for i in range(7):
+        _append(uri, i, offset=300 + i)
+    assert tidy(uri) is None  # fewer files than TIDY_MIN_FILES: untouched
+    _append(uri, 7, offset=307)
+    rows = sorted(DeltaTable(uri).to_pyarrow_table().to_pylist(), key=str)
+
+    done = tidy(uri, name="meta.boundaries")
+
+    assert done is not None
+    assert (done.table, done.files_before, done.files_after, done.rows_deleted) == (
+        "meta.boundaries", 8, 1, 0)
+    table = DeltaTable(uri)
+    assert sorted(table.to_pyarrow_table().to_pylist(), key=str) == rows
+    assert table.transaction_version("concord-speed/bars_1m/0") == 307
+    # the rewritten files are younger than the vacuum's week: still on disk for old readers
+    assert done.files_vacuumed == 0
+    assert len(list((tmp_path / "boundaries").glob("*.parquet"))) == 9
