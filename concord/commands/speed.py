@@ -20,7 +20,10 @@ def cmd_speed(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(info))
         else:
+            if not info["running"]:
+                print("  running: no (`concord speed start` starts it)")
             for key, value in info.items():
-                print(f"  {key}: {value}")
+                if value is not None and not (key == "running" and not value):
+                    print(f"  {key}: {value}")
         return 0 if info["running"] else 1
     return 0
