@@ -450,17 +450,17 @@ def live(args: argparse.Namespace) -> None:
         time.sleep(args.settle)
         keys = [(str(e), str(s)) for e, s in query(
             settings, "SELECT exchange, symbol FROM lake.serving.ticker ORDER BY 1, 2")]
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
         print(f"live: {args.rate} trades/s, {len(keys)} books, batch loop every "
               f"{args.batch_every} s, dashboard running; {speed_files(settings)}", flush=True)
         warm: list[Sample] = []
-        client(settings, [bars_sql(k, now - timedelta(hours=1)) for k in keys[:WARM_UP]],
+        client(settings, [bars_sql(k, since) for k in keys[:WARM_UP]],
                None, warm)
-        serving_levels(settings, keys, now - timedelta(hours=1), args.queries,
+        serving_levels(settings, keys, since, args.queries,
                        args.queries_per_client)
         print(f"afterwards: {speed_files(settings)}", flush=True)
         if args.explain:
-            plan = query(settings, "EXPLAIN ANALYZE " + bars_sql(keys[0], now - timedelta(hours=1)))
+            plan = query(settings, "EXPLAIN ANALYZE " + bars_sql(keys[0], since))
             print(plan[0][0], flush=True)
 
 

@@ -92,14 +92,10 @@ def tidy(uri: str, *, min_files: int = TIDY_MIN_FILES, name: str = "") -> Mainta
     when there is no table or nothing to do."""
     from deltalake import DeltaTable
 
-    table = open_table(uri)
-    if table is None:
+    done = compact(uri, min_files)
+    if done is None:
         return None
-    before = len(table.file_uris())
-    if before < min_files:
-        return None
-    table.optimize.compact()
     table = DeltaTable(uri)
     vacuumed = table.vacuum(retention_hours=TIDY_VACUUM_HOURS, dry_run=False)
     table.create_checkpoint()
-    return Maintained(name or uri, before, len(table.file_uris()), 0, len(vacuumed))
+    return Maintained(name or uri, *done, 0, len(vacuumed))

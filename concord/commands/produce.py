@@ -28,8 +28,6 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     else:
         if args.format != "concord":
             raise ValueError("--format applies to --file input; the generator speaks concord")
-        if args.live and not args.rate:
-            raise ValueError("--live needs --rate (messages per second)")
         seed = stream_seed(args.seed, live=args.live)
         if args.live and args.seed is None:
             print(f"produce: live stream, seed {seed}", file=sys.stderr)

@@ -17,13 +17,14 @@ def cmd_speed(settings: Settings, args: argparse.Namespace) -> int:
         print(control.stop(settings))
     else:
         info = control.status(settings)
+        running = bool(info["running"])
         if args.json:
             print(json.dumps(info))
         else:
-            if not info["running"]:
-                print("  running: no (`concord speed start` starts it)")
+            if not running:
+                info["running"] = "no (`concord speed start` starts it)"
             for key, value in info.items():
-                if value is not None and not (key == "running" and not value):
+                if value is not None:
                     print(f"  {key}: {value}")
-        return 0 if info["running"] else 1
+        return 0 if running else 1
     return 0

@@ -46,34 +46,24 @@ def _stack_down(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, in
     return ports
 
 
-@pytest.mark.parametrize("argv", [["query", "SELECT 1"], ["reconcile"], ["serve", "refresh"],
-                                  ["sql", "--execute", "SELECT 1"]])
-def test_a_command_needing_trino_says_to_start_it_when_it_is_down(
-    argv: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+@pytest.mark.parametrize(("argv", "service"), [
+    *[(argv, "trino") for argv in (["query", "SELECT 1"], ["reconcile"], ["serve", "refresh"],
+                                   ["sql", "--execute", "SELECT 1"])],
+    *[(argv, "kafka") for argv in (["produce", "--count", "10"], ["batch", "run"],
+                                   ["batch", "ingest"], ["speed", "start"])],
+])
+def test_a_command_whose_service_is_down_says_to_start_it(
+    argv: list[str], service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ports = _stack_down(monkeypatch, tmp_path)
+    where = {"trino": f"Trino is not running at https://127.0.0.1:{ports['trino']}",
+             "kafka": f"Kafka is not running at 127.0.0.1:{ports['kafka']}"}[service]
     t0 = time.monotonic()
     assert main(argv) == 1
     assert time.monotonic() - t0 < 10
     err = capsys.readouterr().err
-    assert err.strip() == (f"concord {argv[0]}: Trino is not running at "
-                           f"https://127.0.0.1:{ports['trino']}: run `concord up`")
-
-
-@pytest.mark.parametrize("argv", [["produce", "--count", "10"], ["batch", "run"],
-                                  ["batch", "ingest"], ["speed", "start"]])
-def test_a_command_needing_kafka_says_to_start_it_when_it_is_down(
-    argv: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    ports = _stack_down(monkeypatch, tmp_path)
-    t0 = time.monotonic()
-    assert main(argv) == 1
-    assert time.monotonic() - t0 < 10
-    err = capsys.readouterr().err
-    assert err.strip() == (f"concord {argv[0]}: Kafka is not running at "
-                           f"127.0.0.1:{ports['kafka']}: run `concord up`")
+    assert err.strip() == f"concord {argv[0]}: {where}: run `concord up`"
 
 
 @pytest.mark.parametrize(("argv", "says"), [
