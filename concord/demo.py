@@ -91,8 +91,7 @@ def stop(settings: Settings) -> list[str]:
 
     stopped = [s.name for s in (stream_service(settings), batch_service(settings),
                                 dashboard_service(settings)) if s.stop()]
-    if control.service(settings).pid() is not None:
-        control.stop(settings)
+    if control.service(settings).stop(grace_s=60):  # also what a crashed job left running
         stopped.append("speed")
     return stopped
 

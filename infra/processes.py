@@ -140,17 +140,49 @@ class Service:
     def pid_file(self) -> Path:
         return self.run_dir / f"{self.name}.pid"
 
+    def _recorded(self) -> int | None:
+        try:
+            return int(json.loads(self.pid_file.read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def pid(self) -> int | None:
-        """Pid of the running process this pid file records, or None (stale files removed)."""
+        """Pid of the running process this pid file records, or None. A stale file is
+        removed, unless processes of the dead one's group still run (`leftovers`)."""
         try:
             record = json.loads(self.pid_file.read_text())
         except (OSError, ValueError):
             return None
         pid = int(record["pid"])
         if _start_time(pid) != record.get("start_time"):
-            self.pid_file.unlink(missing_ok=True)
+            if self.leftovers() is None:
+                self.pid_file.unlink(missing_ok=True)
             return None
         return pid
+
+    def leftovers(self) -> int | None:
+        """The process group of a server that died while some of its processes did not
+        (a SIGKILL of the speed job's Python process leaves its Flink JVM running the
+        job), else None. The group id stays theirs: Linux does not reuse a pid while a
+        process group of that id exists (a live process with that pid is the server
+        itself, or an unrelated one that got the pid after the whole group ended)."""
+        pid = self._recorded()
+        if pid is None or _start_time(pid) is not None or not _group_alive(pid):
+            return None
+        return pid
+
+    def clear_leftovers(self) -> bool:
+        """SIGKILL what `leftovers` names and wait until it is gone; False when none."""
+        pgid = self.leftovers()
+        if pgid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        settled = time.monotonic() + 30
+        while _group_alive(pgid) and time.monotonic() < settled:
+            time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
 
     def start(
         self,
@@ -163,7 +195,9 @@ class Service:
         nice: int = 0,
     ) -> int:
         """Start detached (at niceness `nice`, every thread of it), wait until `ready()`
-        holds; on failure stop it and raise."""
+        holds; on failure stop it and raise. What a dead earlier run left is killed
+        first (`clear_leftovers`)."""
+        self.clear_leftovers()
         for port in self.ports:
             if port_in_use(port):
                 raise ServiceError(
@@ -214,11 +248,12 @@ class Service:
     def stop(self, grace_s: float = 30.0) -> bool:
         """SIGTERM the process group, SIGKILL after `grace_s` what is left of it (the
         leader and its children: a JVM that outlives the speed job's Python process is
-        stopped too); False when nothing ran."""
+        stopped too); the leftovers of a dead one are killed. False when nothing ran."""
         pid = self.pid()
         if pid is None:
+            cleared = self.clear_leftovers()
             self.pid_file.unlink(missing_ok=True)
-            return False
+            return cleared
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:

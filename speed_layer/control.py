@@ -72,6 +72,9 @@ def status(settings: Settings) -> dict[str, Any]:
     svc = service(settings)
     pid = svc.pid()
     info: dict[str, Any] = {"running": pid is not None, "pid": pid, "log": str(svc.log_file)}
+    if (left := svc.leftovers()) is not None:
+        info["leftovers"] = (f"processes of a job that died still run (process group {left}): "
+                             "`concord speed start` or `stop` ends them")
     try:
         info.update(json.loads(status_file(settings).read_text()))
     except (OSError, ValueError):

@@ -101,3 +101,29 @@ def test_stop_also_ends_a_child_that_outlives_the_leader(tmp_path: Path) -> None
     time.sleep(0.5)  # the child is running
     assert svc.stop(grace_s=1) is True
     assert not _group_alive(pid)
+
+
+def test_the_leftovers_of_a_leader_killed_alone_are_cleared_by_start_and_stop(
+        tmp_path: Path) -> None:
+    """SIGKILL of the leader alone (the speed job's Python process) leaves its child (the
+    Flink JVM) running: not reported as running, named by `leftovers`, and killed before
+    the next start, or by stop."""
+    import os
+    import signal
+
+    svc = Service("pair", tmp_path / "run", tmp_path / "logs" / "pair.log", ())
+    cmd = ["sh", "-c", "sleep 60 & wait"]
+    for how in ("start", "stop"):
+        pid = svc.start(cmd, env={}, cwd=tmp_path, ready=lambda: True, timeout_s=5)
+        time.sleep(0.3)  # the child is running
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        assert svc.pid() is None and svc.leftovers() == pid and _group_alive(pid)
+        if how == "start":
+            again = svc.start(cmd, env={}, cwd=tmp_path, ready=lambda: True, timeout_s=5)
+            assert not _group_alive(pid) and svc.pid() == again
+            assert svc.stop(grace_s=1) is True
+        else:
+            assert svc.stop(grace_s=1) is True  # nothing ran, but something was left
+            assert not _group_alive(pid) and svc.leftovers() is None
+        assert not svc.pid_file.exists()
