@@ -97,15 +97,25 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def repeat(once: Callable[[], object], every_s: float | None, *,
            on_pause: Callable[[float], None] = lambda seconds: None,
+           on_error: Callable[[Exception], None] | None = None,
            until: Callable[[], bool] = lambda: False,
            sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic) -> None:
     """`once()`, and with `every_s` again every `every_s` seconds from the start of one run
     to the start of the next (a run that took longer is followed at once), until `until()`
-    is true or the process is stopped. `on_pause(seconds)` is told each wait."""
+    is true or the process is stopped. `on_pause(seconds)` is told each wait.
+
+    A run that raises ends a single run. In a loop with `on_error`, it is told the error
+    and the loop goes on (a broker or a server down for a while must not end the loop:
+    every run is idempotent and the next one takes up what this one left)."""
     while True:
         started = clock()
-        once()
+        try:
+            once()
+        except Exception as exc:
+            if not every_s or on_error is None:
+                raise
+            on_error(exc)
         if not every_s or until():
             return
         pause = max(0.0, every_s - (clock() - started))
@@ -192,7 +202,10 @@ class BatchRun:
         return [*done, *([rejects] if rejects else []), *(b for b in bookkeeping if b)]
 
     def run(self, *, on_ingest: Callable[[IngestRun], None] | None = None,
-            on_chunk: Callable[[Chunk], None] | None = None) -> BatchRunResult:
+            on_chunk: Callable[[Chunk], None] | None = None,
+            on_phase: Callable[[str], None] | None = None) -> BatchRunResult:
+        """Ingest, recompute what the new trades touched, publish the boundaries, maintain
+        the speed tables; `on_phase` hears "publish" and "maintain" as they begin."""
         t0 = time.monotonic()
         phases: dict[str, float] = {}
 
@@ -245,8 +258,12 @@ class BatchRun:
             lap("recompute")
         lap("plan")
         if published:
+            if on_phase is not None:
+                on_phase("publish")
             publish_boundaries(self.settings, published)
         lap("publish")
+        if on_phase is not None:
+            on_phase("maintain")
         maintained = self.maintain_speed()
         lap("maintain")
         return BatchRunResult(runs, results, maintained, phases)

@@ -70,10 +70,17 @@ def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
     spark = _spark(settings, "concord-batch-run")
     try:
         repeat(lambda: _batch_run_once(settings, spark, args.topic), args.every,
-               on_pause=lambda s: print(f"batch run: next run in {s:.0f}s", flush=True))
+               on_pause=lambda s: print(f"batch run: next run in {s:.0f}s", flush=True),
+               on_error=lambda exc: print(f"batch run: failed ({_first_line(exc)}); the next run "
+                                          "takes up what it left", flush=True))
     finally:
         spark.stop()
     return 0
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300]
 
 
 def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) -> None:
@@ -88,10 +95,14 @@ def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) 
         print(f"  recompute {chunk.start:%Y-%m-%d %H:%M} .. {chunk.end:%H:%M}: "
               f"{chunk.windows:,} windows from {chunk.trades:,} trades", flush=True)
 
+    def phase(name: str) -> None:
+        print({"publish": "batch run: publishing the boundaries",
+               "maintain": "batch run: maintaining the speed tables"}[name], flush=True)
+
     began = time.monotonic()
     print(f"batch run: {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC", flush=True)
     result = BatchRun(settings, spark, topic=topic).run(on_ingest=ingested,
-                                                        on_chunk=recomputed)
+                                                        on_chunk=recomputed, on_phase=phase)
     if not result.ingest:
         print("batch run: nothing new in Kafka")
     for v in result.views:

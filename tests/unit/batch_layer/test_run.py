@@ -79,3 +79,25 @@ def test_new_trades_reads_newest_figures_and_the_distinct_grains_of_new_runs(
         (0, 2), (60_000, 2), (120_000, 2), (600_000, 3)]
     _, _, none = new_trades(DeltaTable(uri), 3, 60_000)
     assert len(none["ts"]) == 0 and len(none["ingest_run"]) == 0
+
+
+def test_a_failed_run_ends_a_single_run_but_not_a_loop() -> None:
+    from batch_layer.run import repeat
+
+    outcomes = iter([RuntimeError("broker down"), None, None])
+    runs: list[int] = []
+    errors: list[str] = []
+
+    def once() -> None:
+        runs.append(1)
+        if (exc := next(outcomes)) is not None:
+            raise exc
+
+    repeat(once, 10, on_error=lambda exc: errors.append(str(exc)),
+           until=lambda: len(runs) == 3, sleep=lambda s: None)
+    assert (len(runs), errors) == (3, ["broker down"])
+    with pytest.raises(RuntimeError, match="broker down"):
+        repeat(lambda: (_ for _ in ()).throw(RuntimeError("broker down")), None,
+               on_error=lambda exc: errors.append(str(exc)))
+    with pytest.raises(RuntimeError):  # a loop without on_error ends on the first failure
+        repeat(lambda: (_ for _ in ()).throw(RuntimeError("x")), 10, sleep=lambda s: None)
