@@ -12,7 +12,8 @@ engine applies the same rule to the same characters.
 
 Rules, beyond "a field of the right JSON type must be present and not null":
 - exchange `[a-z0-9_]{1,32}`; symbol `BASE-QUOTE`, each `[A-Z0-9]{1,16}`;
-- trade_id a string of 1-64 characters, or a JSON integer read as its decimal text;
+- trade_id a string of 1-64 characters (no lone UTF-16 surrogate), or a JSON integer
+  read as its decimal text;
 - price, qty: a decimal string or a JSON number, plain notation (no exponent), at most
   10 integer digits (leading zeros aside) and at most 8 fractional digits as written,
   and > 0; they are DECIMAL(18,8);
@@ -246,6 +247,10 @@ def parse_trade(value: bytes | None) -> Trade | Rejection:
     if not 1 <= len(trade_id) <= 64:
         return Rejection(Reason.BAD_TRADE_ID, f"trade_id must have 1-64 characters "
                          f"(has {len(trade_id)})", "trade_id")
+    if not trade_id.isascii() and any("\ud800" <= c <= "\udfff" for c in trade_id):
+        # A JSON escape of half a UTF-16 pair: no text, and no engine could store it.
+        return Rejection(Reason.BAD_TRADE_ID, f"trade_id {trade_id!a} holds a lone UTF-16 "
+                         "surrogate (not a character)", "trade_id")
     price = parse_decimal(obj["price"], "price")
     if isinstance(price, Rejection):
         return price

@@ -8,6 +8,7 @@ check the Python contract, and the Spark and Flink paths that apply it.
 from __future__ import annotations
 
 import json
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -121,3 +122,34 @@ def fast_path_samples() -> list[bytes]:
                 b"\xef\xbb\xbf" + good]
     samples += [msg(ts=t) for t in (0, 253402300799999, 253402300800000, 999999999999999)]
     return samples
+
+
+# Values no well-behaved producer sends, as raw JSON text (some are not JSON at all).
+HOSTILE_TEXTS = [
+    "1e400", "-1e400", "1E+2", "1e-9", "NaN", "Infinity", "-Infinity", "0x1F", "+1", ".5",
+    "5.", "00012", "-0", "1" * 400, "0." + "0" * 300 + "1", "1_000", "true", "null", "[]",
+    "{}", '"\\u0000"', '"\\ud800"', '"\u0430"', '"\uff11\uff12"', '"1\\u00a0"', '" 1"',
+    '"1e3"', '"NaN"', '"Infinity"', '"-0.00000001"', '"99999999999.99999999"',
+    '"0.000000001"', '"1,5"', '"\u0661\u0662"', "[" * 1000 + "]" * 1000,
+    '"' + "x" * 1_000_000 + '"', '"buy\\u0000"', '"BUY"', '"b\u0443y"',
+]
+
+
+def good_text(**changes: str) -> str:
+    """GOOD as JSON text with the named fields' raw JSON text replaced."""
+    return "{" + ", ".join(f'"{k}": {changes.get(k, json.dumps(v))}' for k, v in GOOD.items()) + "}"
+
+
+def engine_sample(seed: int = 15) -> list[bytes | None]:
+    """A fixed sample of the cases above for the engines (integration test): every
+    hostile text in every field of a valid message, seeded random bytes, a tombstone.
+    Values over 100 kB are left out: the broker refuses messages over 1 MB and the
+    engines' handling of size is Kafka's, not the contract's."""
+    rng = random.Random(seed)
+    texts = [t for t in HOSTILE_TEXTS if len(t) < 100_000]
+    out: list[bytes | None] = [good_text(**{name: text}).encode()
+                               for name in GOOD for text in texts]
+    out += [rng.randbytes(rng.randrange(1, 200)) for _ in range(60)]
+    out += [json.dumps(GOOD).encode(), None, b"", b"\x00", "{\"ts\": 1}".encode("utf-16")]
+    return out
+

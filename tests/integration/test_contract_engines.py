@@ -21,7 +21,7 @@ from shared.config import Settings
 from shared.contract import VERDICT_FIELDS, Reason, verdict
 from speed_layer import contract_udf
 from speed_layer.flink_io import kafka_source_ddl
-from tests.contract_cases import CASES, fast_path_samples
+from tests.contract_cases import CASES, engine_sample, fast_path_samples
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +32,17 @@ EXPECTED: list[str | dict[str, Any]] = [c[2] for c in CASES] + [Reason.MALFORMED
 IDS = [c[0] for c in CASES] + ["tombstone"]
 
 
-def _send(stack: Settings, name: str, values: list[bytes | None]) -> str:
-    """`values` in order to a new one-partition topic `name` (offset i = values[i])."""
+def _send(stack: Settings, name: str, values: list[bytes | None], *,
+          odd_records: bool = False) -> str:
+    """`values` in order to a new one-partition topic `name` (offset i = values[i]);
+    `odd_records`: with a null, binary or 5 kB key and headers on some of them."""
     ensure_topic(stack, name, 1)
-    producer = kafka.producer(stack)
-    for value in values:
-        producer.send(name, key=b"binance:BTC-USDT", value=value)
+    producer = kafka.producer(stack, max_request_size=2**20)
+    keys = [b"binance:BTC-USDT", None, b"\x00\xfe\xff", b"k" * 5000] if odd_records else [
+        b"binance:BTC-USDT"]
+    for i, value in enumerate(values):
+        headers = [("trace", b"\x00\xff"), ("source", b"")] if odd_records and i % 3 else []
+        producer.send(name, key=keys[i % len(keys)], value=value, headers=headers)
     producer.flush()
     producer.close()
     return name
@@ -119,3 +124,22 @@ def test_the_fast_paths_never_judge_otherwise_than_the_contract(
         wrong = [(samples[i], rows.get(i), want) for i, want in expected.items()
                  if rows.get(i) != want]
         assert not wrong, f"{engine}: {len(wrong)} of {len(samples)} differ, e.g. {wrong[:3]}"
+
+
+def test_hostile_messages_with_odd_keys_and_headers_get_pythons_verdict_in_both_engines(
+    spark: SparkSession, stack: Settings, unique: str
+) -> None:
+    """The fuzz test's hostile values, each in every field of a valid message, random
+    bytes, and tombstones, sent with null, binary and 5 kB keys and with headers: both
+    engines read every record and give each the verdict Python gives its value."""
+    samples = engine_sample()
+    name = _send(stack, f"it-contract-fuzz-{unique}", samples, odd_records=True)
+    expected = {i: dict(zip(NAMES, verdict(value), strict=True))
+                for i, value in enumerate(samples)}
+    assert {e["ok"] for e in expected.values()} == {True, False}
+    for engine, rows in (("spark", _spark_rows(spark, stack, name)),
+                         ("flink", _flink_rows(stack, name, f"fuzz-{unique}"))):
+        assert len(rows) == len(samples), f"{engine} read {len(rows)} of {len(samples)}"
+        wrong = [(samples[i], rows.get(i), want) for i, want in expected.items()
+                 if rows.get(i) != want]
+        assert not wrong, f"{engine}: {len(wrong)} of {len(samples)} differ, e.g. {wrong[:2]}"

@@ -79,3 +79,15 @@ def test_canonical_fast_path_never_disagrees_with_the_contract() -> None:
 def test_canonical_fast_path_takes_the_generator_format() -> None:
     message = next(iter(Market(MarketConfig(seed=1)).messages()))
     assert canonical_trade(message.value.decode()) == parse_trade(message.value)
+
+
+def test_a_lone_surrogate_in_trade_id_is_rejected_not_stored() -> None:
+    """JSON may escape half a UTF-16 pair; no engine can store it (Arrow and Delta are
+    UTF-8): found when the fuzz sample went through Spark, whose ingest then failed."""
+    from tests.contract_cases import good_text
+
+    lone = parse_trade(good_text(trade_id='"\\ud800x"').encode())
+    assert isinstance(lone, Rejection) and lone.reason == "bad_trade_id"
+    lone.detail.encode("utf-8")
+    pair = parse_trade(good_text(trade_id='"\\ud83d\\ude00"').encode())
+    assert isinstance(pair, Trade) and pair.trade_id == "\U0001f600"

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shared.contract import FIELDS, Reason, Rejection, Trade, canonical_trade, parse_trade
-from tests.contract_cases import GOOD
+from tests.contract_cases import GOOD, HOSTILE_TEXTS, engine_sample, good_text
 
 REASONS = {v for k, v in vars(Reason).items() if not k.startswith("_")}
 RUNS = settings(max_examples=400, deadline=None,
@@ -28,21 +28,7 @@ JSON_VALUES = st.recursive(
                                                                 max_size=4),
     max_leaves=20,
 )
-# Values no well-behaved producer sends, as raw JSON text (some are not JSON at all).
-HOSTILE_TEXT = st.sampled_from([
-    "1e400", "-1e400", "1E+2", "1e-9", "NaN", "Infinity", "-Infinity", "0x1F", "+1", ".5",
-    "5.", "00012", "-0", "1" * 400, "0." + "0" * 300 + "1", "1_000", "true", "null", "[]",
-    "{}", '"\\u0000"', '"\\ud800"', '"\u0430"', '"\uff11\uff12"', '"1\\u00a0"', '" 1"',
-    '"1e3"', '"NaN"', '"Infinity"', '"-0.00000001"', '"99999999999.99999999"',
-    '"0.000000001"', '"1,5"', '"\u0661\u0662"', "[" * 1000 + "]" * 1000,
-    '"' + "x" * 1_000_000 + '"', '"buy\\u0000"', '"BUY"', '"b\u0443y"',
-])
-
-
-def good_text(**changes: str) -> str:
-    """GOOD as JSON text with the named fields' raw JSON text replaced."""
-    parts = [f'"{k}": {changes.get(k, json.dumps(v))}' for k, v in GOOD.items()]
-    return "{" + ", ".join(parts) + "}"
+HOSTILE_TEXT = st.sampled_from(HOSTILE_TEXTS)
 
 
 def check(value: bytes | None) -> Trade | Rejection:
@@ -52,6 +38,10 @@ def check(value: bytes | None) -> Trade | Rejection:
         assert result.reason in REASONS, result
         assert result.detail
     assert parse_trade(value) == result  # the same bytes, the same verdict
+    # Whatever the verdict holds, every engine can store it (Arrow, Delta: UTF-8 only).
+    for text in ((result.detail,) if isinstance(result, Rejection) else
+                 (result.exchange, result.symbol, result.trade_id, result.side)):
+        text.encode("utf-8")
     if value is not None:
         try:
             text = value.decode("utf-8")
@@ -119,3 +109,11 @@ def test_deep_nesting_and_huge_values_are_rejected_with_a_reason() -> None:
             result = check(good_text(**{field: raw}).encode())
             assert isinstance(result, Rejection)
     assert isinstance(check(("[" * 100_000).encode()), Rejection)
+
+
+def test_the_engine_sample_holds_every_verdict_kind() -> None:
+    sample = engine_sample()
+    verdicts = [parse_trade(v) for v in sample]
+    assert any(isinstance(v, Trade) for v in verdicts)
+    assert len({v.reason for v in verdicts if isinstance(v, Rejection)}) >= 8
+    assert engine_sample() == sample  # the same sample every run
