@@ -35,7 +35,7 @@ lint: setup ## ruff and mypy (strict)
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
 
-bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~75 min
+bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~2 h
 	@$(BIN)/python -m bench.foundation
 	@$(BIN)/python -m bench.produce --messages 1000000
 	@$(BIN)/python -m bench.ingest --backlog 10000000 --seeded 30000000
@@ -46,6 +46,7 @@ bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~75 m
 	@$(BIN)/python -m bench.serving_latency --live
 	@$(BIN)/python -m bench.dashboard
 	@$(BIN)/python -m bench.speed
+	@$(BIN)/python -m bench.faults
 
 clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts
 	rm -rf .concord
