@@ -149,7 +149,10 @@ class Bench:
     # --- the moving parts -----------------------------------------------------------------
 
     def concord(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([CONCORD, *args], env=self.env, capture_output=True, text=True,
+        """A `concord` command on the bench's settings; `up` on the servers' (their home
+        holds their pid files, data and configuration)."""
+        env = {**os.environ, **self.servers.as_env()} if args == ("up",) else self.env
+        done = subprocess.run([CONCORD, *args], env=env, capture_output=True, text=True,
                               timeout=timeout_s, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"concord {' '.join(args)} failed ({done.returncode}):\n"
