@@ -60,6 +60,7 @@ from deltalake import DeltaTable
 
 from harness.stack import private_stack
 from infra import kafka
+from infra.processes import group_members
 from infra.services import kafka_service, trino_service
 from producers.market import Market, MarketConfig, Message
 from serving_layer.trino import query
@@ -265,10 +266,10 @@ class Bench:
         _wait_gone(pid)
         fault.at = time.monotonic()
         time.sleep(2)  # what the orphaned Flink JVM does meanwhile
-        orphans = _group_members(pid)
+        orphans = group_members(pid)
         fault.detail = f"pid {pid} only; {len(orphans)} orphan(s) of its group after 2 s"
         self._restart_speed(fault, before)
-        left = _group_members(pid)
+        left = group_members(pid)
         if left:
             fault.problem = f"{len(left)} process(es) of the killed job still run after restart"
 
@@ -475,18 +476,6 @@ class Bench:
         if self.loop is not None and self.loop.poll() is None:
             os.killpg(self.loop.pid, signal.SIGKILL)
             self.loop.wait()
-
-
-def _group_members(pgid: int) -> list[int]:
-    out = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            out.append(int(proc.name))
-    return out
 
 
 def _acked(log: Path) -> int:

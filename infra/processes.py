@@ -103,13 +103,16 @@ def cpu_seconds(pid: int, *, children: bool = True) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def group_members(pgid: int) -> list[int]:
+    """The pids of process group `pgid` that still run (zombies aside)."""
+    return [int(proc.name) for proc in Path("/proc").glob("[0-9]*")
+            if (fields := _stat(proc.name)) is not None
+            and int(fields[2]) == pgid and fields[0] != "Z"]  # pgrp, state
+
+
 def _group_alive(pgid: int) -> bool:
     """Whether any process of process group `pgid` still runs (zombies aside)."""
-    for proc in Path("/proc").glob("[0-9]*"):
-        fields = _stat(proc.name)
-        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":  # pgrp, state
-            return True
-    return False
+    return bool(group_members(pgid))
 
 
 def _children(pid: int) -> list[int]:
