@@ -479,7 +479,7 @@ def main() -> None:
                       help="30-day history queries on a built lake (--days, default 30)")
     parser.add_argument("--rate", type=int, default=demo.DEMO_RATE,
                         help="--live: trades/s of the stream")
-    parser.add_argument("--batch-every", type=int, default=demo.BATCH_EVERY_S,
+    parser.add_argument("--batch-every", type=int, default=Settings().batch_every_s,
                         help="--live: seconds between batch runs")
     parser.add_argument("--settle", type=int, default=60,
                         help="--live: seconds after the first boundary before measuring")

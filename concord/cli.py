@@ -24,7 +24,7 @@ from concord.commands.reconcile import cmd_reconcile
 from concord.commands.serving import cmd_dashboard, cmd_query, cmd_serve_refresh, cmd_sql
 from concord.commands.speed import cmd_speed
 from concord.commands.stack import cmd_config, cmd_down, cmd_status, cmd_up
-from concord.demo import BATCH_EVERY_S, DEMO_RATE
+from concord.demo import DEMO_RATE
 from concord.probes import first_problem
 from infra.security import ROLES
 from shared.config import Settings, describe, load_settings
@@ -184,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
             "serving views; `concord down` stops it all", needs=("kafka", "trino"))
     p.add_argument("--rate", type=POSITIVE_INT, default=DEMO_RATE,
                    help="trades per second of the stream")
-    p.add_argument("--every", type=POSITIVE_INT, default=BATCH_EVERY_S,
-                   help="seconds between batch runs")
+    p.add_argument("--every", type=POSITIVE_INT,
+                   help="seconds between batch runs (default CONCORD_BATCH_EVERY_S, 180)")
     p = add("reconcile", cmd_reconcile,
             "compare merged speed rows with batch rows on every window both cover; explain "
             "each difference (exit 1 if any is unexplained)", needs=("trino",))
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="one JSON object: windows_compared, windows_equal, unexplained, "
                    "differences")
+    p.add_argument("--every", type=POSITIVE, metavar="SECONDS",
+                   help="again every SECONDS, until stopped (the demo: every 10 min); the "
+                   "last result is what `concord status` and Prometheus show")
     p = add("smoke", cmd_smoke,
             "prove the stack end to end: Kafka -> Spark -> Delta -> Trino, checked by an oracle",
             needs=("kafka", "trino"))

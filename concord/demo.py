@@ -6,6 +6,8 @@ Starts, each as a supervised detached process with its log under $CONCORD_HOME/l
 - a live generated stream (`produce --live`: event times follow the wall clock, with
   some out-of-order, late, duplicate and malformed messages),
 - the batch loop (`batch run --every N`: ingest, recompute, move the boundary),
+- the dashboard (`dashboard`), and a reconcile loop (`reconcile --every 600`: its last
+  result is in `concord status` and in Prometheus, where an alert watches it),
 then waits for the first live bars in serving.bars_1m and prints what runs, where the
 views are, and queries to try. `concord down` stops all of it (and Kafka and Trino).
 """
@@ -22,7 +24,7 @@ from infra.processes import Service
 from shared.config import REPO_ROOT, Settings
 
 DEMO_RATE = 200  # messages per second of the live stream
-BATCH_EVERY_S = 180
+RECONCILE_EVERY_S = 600
 
 
 def stream_service(settings: Settings) -> Service:
@@ -31,6 +33,11 @@ def stream_service(settings: Settings) -> Service:
 
 def batch_service(settings: Settings) -> Service:
     return Service("batch-loop", settings.run_dir, settings.log_dir / "batch" / "loop.log", ())
+
+
+def reconcile_service(settings: Settings) -> Service:
+    return Service("reconcile-loop", settings.run_dir,
+                   settings.log_dir / "demo" / "reconcile.log", ())
 
 
 def dashboard_service(settings: Settings) -> Service:
@@ -42,8 +49,10 @@ def _concord(*args: str) -> list[str]:
     return [sys.executable, "-m", "concord.cli", *args]
 
 
-def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int = BATCH_EVERY_S,
+def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int | None = None,
           say: Callable[[str], None] = print) -> None:
+    """Start what is not running yet; `every_s`: the batch loop's period (default
+    CONCORD_BATCH_EVERY_S)."""
     # Imported here: the command line reads this module's defaults at every start.
     from serving_layer.refresh import refresh
     from serving_layer.trino import query
@@ -59,8 +68,10 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int = BATCH_EVE
             "produce", "--live", "--rate", str(rate), "--duration", str(7 * 86_400),
             "--jitter-ms", "1500", "--late-fraction", "0.005", "--duplicate-fraction", "0.01",
             "--malformed-fraction", "0.005")),
-        (batch_service(settings), _concord("batch", "run", "--every", str(every_s))),
+        (batch_service(settings), _concord("batch", "run", "--every",
+                                                   str(every_s or settings.batch_every_s))),
         (dashboard_service(settings), _concord("dashboard")),
+        (reconcile_service(settings), _concord("reconcile", "--every", str(RECONCILE_EVERY_S))),
     ):
         if (pid := svc.pid()) is not None:
             say(f"{svc.name}: already running (pid {pid})")
@@ -90,7 +101,8 @@ def stop(settings: Settings) -> list[str]:
     from speed_layer import control
 
     stopped = [s.name for s in (stream_service(settings), batch_service(settings),
-                                dashboard_service(settings)) if s.stop()]
+                                dashboard_service(settings), reconcile_service(settings))
+               if s.stop()]
     if control.service(settings).stop(grace_s=60):  # also what a crashed job left running
         stopped.append("speed")
     return stopped
@@ -103,6 +115,7 @@ Concord is running:
   batch layer (Spark)  -> lake.raw.*, lake.batch.*, every {every} s
   serving layer (Trino {trino}) -> lake.serving.*: {views}
   dashboard            http://127.0.0.1:{dashboard_port}/?exchange=binance&symbol=BTC-USDT
+  {monitoring}
 
 Try:
   {concord} query "SELECT * FROM lake.serving.ticker ORDER BY exchange, symbol"

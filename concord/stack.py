@@ -1,5 +1,6 @@
 """The stack `concord up` / `down` / `status` manage: Kafka and Trino, the topic, the
-lake's schemas.
+lake's schemas; with CONCORD_MONITORING on, the platform's exporter (concord.metrics)
+and Prometheus (infra.monitoring) too.
 
 The servers themselves (configs, command lines, readiness) are infra.services; this
 module puts them together with what the platform needs on them (topic `trades`, the
@@ -9,14 +10,18 @@ CONCORD_TRINO_URL set, the external service is used and not started here.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from concord.metrics import exporter_service
 from infra import artifacts, kafka
 from infra.java import java17, java_for_trino
-from infra.processes import Service, rss_bytes
+from infra.monitoring import prometheus_api, prometheus_ready, prometheus_service, start_prometheus
+from infra.processes import Service, port_in_use, rss_bytes
 from infra.services import (
     KAFKA_VERSION,
     kafka_service,
@@ -26,7 +31,7 @@ from infra.services import (
     trino_service,
 )
 from serving_layer.refresh import ensure_schemas
-from shared.config import Settings
+from shared.config import REPO_ROOT, Settings
 
 
 @dataclass
@@ -37,12 +42,21 @@ class UpReport:
     seconds: float
 
 
+def start_exporter(settings: Settings) -> int:
+    env = {**os.environ, **settings.as_env()}
+    return exporter_service(settings).start(
+        [sys.executable, "-m", "concord.metrics"], env=env, cwd=REPO_ROOT,
+        ready=lambda: port_in_use(settings.metrics_port), timeout_s=60)
+
+
 def _servers(settings: Settings) -> list[tuple[str, Callable[[Settings], Service],
                                               Callable[[Settings], int]]]:
     """(name, service, start) of each server this machine runs, in start order."""
     return [server for server, managed in (
         (("kafka", kafka_service, start_kafka), settings.manages_kafka),
-        (("trino", trino_service, start_trino), settings.manages_trino)) if managed]
+        (("trino", trino_service, start_trino), settings.manages_trino),
+        (("exporter", exporter_service, start_exporter), settings.monitoring),
+        (("prometheus", prometheus_service, start_prometheus), settings.monitoring)) if managed]
 
 
 def up(settings: Settings) -> UpReport:
@@ -57,16 +71,27 @@ def up(settings: Settings) -> UpReport:
     if settings.manages_trino:
         java_for_trino(settings)
         artifacts.trino_server_dir(settings)
+    if settings.monitoring:
+        artifacts.prometheus_bin(settings, "prometheus")
+        if settings.manages_kafka:
+            artifacts.jmx_agent_jar(settings)
     servers = _servers(settings)
+    topic_created = False
     try:
         for name, service, start in servers:
+            if name == "exporter":  # what it reports on is there from now on
+                topic_created = kafka.ensure_topic(settings, settings.topic,
+                                                   settings.topic_partitions)
+                ensure_schemas(settings)
             if service(settings).pid() is None:
                 start(settings)
                 started.append(name)
             else:
                 already.append(name)
-        topic_created = kafka.ensure_topic(settings, settings.topic, settings.topic_partitions)
-        ensure_schemas(settings)
+        if not settings.monitoring:
+            topic_created = kafka.ensure_topic(settings, settings.topic,
+                                               settings.topic_partitions)
+            ensure_schemas(settings)
     except BaseException:
         for name, service, _ in reversed(servers):
             if name in started:
@@ -76,16 +101,20 @@ def up(settings: Settings) -> UpReport:
 
 
 def down(settings: Settings) -> list[str]:
-    """Stop the servers `up` started (Trino first, it reads the lake); returns their names."""
+    """Stop the servers `up` started (Prometheus and the exporter first, then Trino: it
+    reads the lake); returns their names. Monitoring is stopped also when it is off now
+    (it may have been on at `up`)."""
     stopped = []
-    for svc in (trino_service(settings), kafka_service(settings)):
+    for svc in (prometheus_service(settings), exporter_service(settings),
+                trino_service(settings), kafka_service(settings)):
         if svc.stop():
             stopped.append(svc.name)
     return stopped
 
 
-def status(settings: Settings) -> list[dict[str, Any]]:
-    """One entry per component: pid, port, health, version, resident memory."""
+def status(settings: Settings, *, monitoring: bool = True) -> list[dict[str, Any]]:
+    """One entry per component: pid, port, health, version, resident memory; with
+    `monitoring` (and CONCORD_MONITORING on) the exporter and Prometheus too."""
     rows: list[dict[str, Any]] = []
     kafka_svc = kafka_service(settings)
     pid = kafka_svc.pid() if settings.manages_kafka else None
@@ -121,4 +150,38 @@ def status(settings: Settings) -> list[dict[str, Any]]:
         "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
         "log": str(trino.log_file.parent),
     })
+    if monitoring and settings.monitoring:
+        rows += monitoring_status(settings)
+    return rows
+
+
+def monitoring_status(settings: Settings) -> list[dict[str, Any]]:
+    """The exporter and Prometheus: running, answering; Prometheus' targets and alerts."""
+    rows: list[dict[str, Any]] = []
+    exporter = exporter_service(settings)
+    pid = exporter.pid()
+    rows.append({"component": "exporter", "managed": True, "pid": pid,
+                 "endpoint": f"http://127.0.0.1:{settings.metrics_port}/metrics",
+                 "healthy": pid is not None and port_in_use(settings.metrics_port),
+                 "version": None, "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
+                 "log": str(exporter.log_file.parent)})
+    prom = prometheus_service(settings)
+    pid = prom.pid()
+    row: dict[str, Any] = {"component": "prometheus", "managed": True, "pid": pid,
+                           "endpoint": settings.prometheus_url, "healthy": False,
+                           "version": None,
+                           "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
+                           "log": str(prom.log_file.parent)}
+    try:
+        row["healthy"] = prometheus_ready(settings)
+        build = prometheus_api(settings, "/api/v1/status/buildinfo")
+        row["version"] = build.get("version")
+        targets = prometheus_api(settings, "/api/v1/targets?state=active")["activeTargets"]
+        row["targets"] = {t["labels"]["job"]: t["health"] for t in targets}
+        row["alerts"] = [{"name": a["labels"]["alertname"], "state": a["state"],
+                          "summary": a.get("annotations", {}).get("summary", "")}
+                         for a in prometheus_api(settings, "/api/v1/alerts")["alerts"]]
+    except Exception:  # noqa: BLE001, S110 - any failure of the probe is "not healthy"
+        pass
+    rows.append(row)
     return rows

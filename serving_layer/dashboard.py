@@ -7,7 +7,10 @@ the chosen book with its volume under it and the current bar updating as trades
 arrive; a board of last prices across exchanges (serving.ticker); the cross-exchange
 spread of the symbol (serving.spread_1m); an always-visible freshness indicator (age
 of the newest trade) and the batch boundary (serving.boundaries). The chart library is
-TradingView Lightweight Charts (`make setup` fetches it from npm).
+TradingView Lightweight Charts (`make setup` fetches it from npm). An ops strip under the
+header shows what Prometheus sees (GET /api/ops, every 5 s): the components up or down,
+freshness, the layers' Kafka lag, the boundary's and the checkpoint's age, and the
+alerts pending or firing.
 
 The page polls GET /api/snapshot?exchange=&symbol= every second and is answered from
 memory: one background loop keeps the data of every book fresh (Snapshots: the recent
@@ -33,7 +36,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import pyarrow as pa
 
@@ -209,7 +212,67 @@ class Snapshots:
         return b'{"server_time": %.3f, ' % time.time() + cached[1][1:]
 
 
+# The ops strip's figures: (label, PromQL, unit); one query each, answered by Prometheus.
+OPS_FIGURES = (
+    ("freshness", "concord_freshness_seconds", "s"),
+    ("speed lag", 'concord_kafka_lag_messages{layer="speed"}', "msgs"),
+    ("batch lag", 'concord_kafka_lag_messages{layer="batch"}', "msgs"),
+    ("boundary age", 'concord_boundary_age_seconds{view="bars_1m"}', "s"),
+    ("checkpoint age", "concord_speed_checkpoint_age_seconds", "s"),
+)
+
+
+class Ops:
+    """The ops strip's data: health figures and the alerts pending or firing, read from
+    Prometheus' HTTP API (never from the platform directly: the strip shows what the
+    operators' monitoring sees), at most every `every_s` whatever the number of viewers."""
+
+    def __init__(self, settings: Settings, every_s: float = 5.0) -> None:
+        self.settings = settings
+        self.every_s = every_s
+        self._lock = threading.Lock()
+        self._at = 0.0
+        self._body = b""
+
+    def read(self) -> dict[str, Any]:
+        from infra.monitoring import prometheus_api
+
+        out: dict[str, Any] = {"enabled": self.settings.monitoring,
+                               "prometheus": self.settings.prometheus_url}
+        if not self.settings.monitoring:
+            return out
+        try:
+            up = prometheus_api(self.settings, "/api/v1/query?query=" + quote(
+                'label_replace(up, "component", "$1", "job", "(.*)") or concord_component_up'))
+            components: dict[str, bool] = {}
+            for r in up["result"]:
+                name = r["metric"]["component"]
+                components[name] = components.get(name, True) and r["value"][1] == "1"
+            figures = []
+            for label, promql, unit in OPS_FIGURES:
+                result = prometheus_api(self.settings, "/api/v1/query?query=" + quote(promql))
+                value = float(result["result"][0]["value"][1]) if result["result"] else None
+                figures.append({"label": label, "value": value, "unit": unit})
+            alerts = [{"name": a["labels"]["alertname"], "state": a["state"],
+                       "summary": a.get("annotations", {}).get("summary", "")}
+                      for a in prometheus_api(self.settings, "/api/v1/alerts")["alerts"]]
+        except Exception as exc:  # noqa: BLE001 - the strip says Prometheus is unreachable
+            out["error"] = f"Prometheus does not answer at {self.settings.prometheus_url}: {exc}"
+            return out
+        out.update(components=dict(sorted(components.items())), figures=figures,
+                   alerts=sorted(alerts, key=lambda a: (a["state"] != "firing", a["name"])))
+        return out
+
+    def get(self) -> bytes:
+        with self._lock:
+            if time.monotonic() - self._at >= self.every_s or not self._body:
+                self._body = json.dumps(self.read()).encode()
+                self._at = time.monotonic()
+            return self._body
+
+
 def make_handler(snapshots: Snapshots, settings: Settings) -> type[BaseHTTPRequestHandler]:
+    ops = Ops(settings)
     files = {
         "/": (STATIC / "index.html", "text/html; charset=utf-8"),
         "/app.js": (STATIC / "app.js", "text/javascript; charset=utf-8"),
@@ -236,6 +299,9 @@ def make_handler(snapshots: Snapshots, settings: Settings) -> type[BaseHTTPReque
             if url.path in files:
                 path, kind = files[url.path]
                 self._send(HTTPStatus.OK, path.read_bytes(), kind)
+                return
+            if url.path == "/api/ops":
+                self._send(HTTPStatus.OK, ops.get(), "application/json")
                 return
             if url.path != "/api/snapshot":
                 self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         "trade, so windows still receiving trades are served from the speed layer.",
     )
 
+    batch_every_s: int = Field(
+        default=180, ge=1,
+        description="Period of the demo's batch loop (`concord demo --every`); the yardstick "
+        "of the boundary-age alert when no batch loop has said its own.",
+    )
+
     speed_retention_s: int = Field(
         default=3600, ge=0,
         description="`batch run` deletes speed rows of windows older than this before the "
@@ -144,6 +150,30 @@ class Settings(BaseSettings):
         default=None,
         description="host:port of a Flink cluster's REST endpoint for `flink run`; default: "
         "a local mini-cluster inside the job's own process.",
+    )
+
+    # --- Monitoring ----------------------------------------------------------------------
+    monitoring: bool = Field(
+        default=True,
+        description="`concord up` also starts Prometheus (scraping the platform's exporter, "
+        "Kafka, Trino and the speed job's Flink) and the platform's exporter; Kafka and the "
+        "speed job then serve their engines' metrics (README 'Monitoring'). 0: none of it.",
+    )
+    metrics_port: int = Field(default=9464, description="The platform's exporter: "
+                              "http://127.0.0.1:PORT/metrics (`concord status` as Prometheus "
+                              "metrics).")
+    prometheus_port: int = Field(default=9090, description="Prometheus (127.0.0.1 only): its "
+                                 "web page and HTTP API.")
+    flink_metrics_port: int = Field(default=9249, description="The speed job's Flink "
+                                    "metrics (its Prometheus reporter).")
+    kafka_metrics_port: int = Field(default=9404, description="The local broker's metrics "
+                                    "(the Prometheus JMX exporter agent).")
+    scrape_interval_s: int = Field(default=10, ge=1, le=300,
+                                   description="How often Prometheus scrapes every target.")
+    alert_for_s: int | None = Field(
+        default=None, ge=0,
+        description="Overrides every alert rule's `for:` (seconds); default: each rule's "
+        "own (infra/monitoring/alerts.yml). Tests set it short.",
     )
 
     # --- Java ----------------------------------------------------------------------------
@@ -227,6 +257,10 @@ class Settings(BaseSettings):
     def table_uri(self, schema: str, table: str) -> str:
         """Location of a Delta table: <lake>/<schema>/<table>."""
         return f"{self.lake}/{schema}/{table}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     @property
     def run_dir(self) -> Path:

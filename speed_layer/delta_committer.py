@@ -69,11 +69,31 @@ def json_decoder(schema: pa.Schema) -> Decoder:
     return decode
 
 
+# Upper bounds (seconds) of the commit latency histogram the exporter serves.
+COMMIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 @dataclass
 class CommitStats:
     commits: int = 0
     records: int = 0
     per_partition: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0  # all commits' write time together
+    # commits per COMMIT_BUCKETS bound (not cumulative); the last: slower than all bounds
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS) + 1))
+    last_commit_at: float | None = None
+
+    def count(self, records: int, seconds: float) -> None:
+        self.commits += 1
+        self.records += records
+        self.seconds += seconds
+        self.latency_counts[sum(seconds > bound for bound in COMMIT_BUCKETS)] += 1
+        self.last_commit_at = time.time()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"commits": self.commits, "records": self.records, "seconds": self.seconds,
+                "buckets": list(COMMIT_BUCKETS), "latency_counts": self.latency_counts,
+                "last_commit_at": self.last_commit_at}
 
 
 class DeltaCommitter:
@@ -174,6 +194,7 @@ class DeltaCommitter:
         data = pa.Table.from_pylist(list(rows), schema=self.schema)
         now_ms = int(time.time() * 1000)
         txns = [Transaction(self._txn_id(p), off, now_ms) for p, off in sorted(last.items())]
+        began = time.monotonic()
         try:
             write_deltalake(
                 self.table_uri,
@@ -186,8 +207,7 @@ class DeltaCommitter:
             # Whatever happened, the table is the truth: resume from what it holds.
             self._seek_to_committed()
             raise
-        self.stats.commits += 1
-        self.stats.records += len(rows)
+        self.stats.count(len(rows), time.monotonic() - began)
         for p, off in last.items():
             self.stats.per_partition[p] = off
 

@@ -23,10 +23,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from infra.artifacts import flink_reporter_dir
 from infra.engines import flink_table_env
 from infra.kafka import ensure_topic
+from infra.monitoring import flink_reporter_options
 from shared.config import Settings, load_settings
 from shared.maintenance import compact
+from shared.runstate import SPEED_METRICS, write_state
 from shared.views import VIEWS
 from speed_layer.delta_committer import DeltaCommitter
 from speed_layer.pipeline import build, committers, partials_topic, rejects_topic
@@ -105,6 +108,13 @@ def compactor(sinks: list[DeltaCommitter], every_s: float, stop: threading.Event
     return thread
 
 
+def committer_metrics(sinks: list[DeltaCommitter]) -> dict[str, Any]:
+    """What `concord status` and the exporter read of the committers (shared.runstate)."""
+    return {"at": time.time(), "pid": os.getpid(),
+            "committers": {"speed." + sink.table_uri.rstrip("/").rsplit("/", 1)[-1]:
+                           sink.stats.as_dict() for sink in sinks}}
+
+
 def main() -> int:
     settings = load_settings()
     views = list(VIEWS.values())
@@ -115,8 +125,15 @@ def main() -> int:
     # local mini-cluster ("loopback") it runs on threads of this process and competes
     # with the committers for one GIL (catch-up 19.2k -> 22.1k trades/s, BENCHMARKS.md).
     os.environ["_python_worker_execution_mode"] = "process"
+    reporter = flink_reporter_options(settings)
+    if reporter:
+        # A local mini-cluster finds metric reporters on the JVM's class path only (not in
+        # plugins), and PyFlink's gateway adds $HADOOP_CLASSPATH to it: its one hook.
+        os.environ["HADOOP_CLASSPATH"] = str(flink_reporter_dir(settings) / "*")
     t_env = flink_table_env(settings)
     conf = t_env.get_config()
+    for key, value in reporter.items():
+        conf.set(key, value)
     conf.set("execution.checkpointing.dir", checkpoint_dir(settings).resolve().as_uri())
     conf.set("execution.checkpointing.externalized-checkpoint-retention",
              "RETAIN_ON_CANCELLATION")
@@ -165,6 +182,7 @@ def main() -> int:
                 if state in ("FAILED", "CANCELED", "FINISHED"):
                     print(f"speed job ended: {state}", file=sys.stderr, flush=True)
                     return 1
+                write_state(settings, SPEED_METRICS, committer_metrics(sinks))
                 checked = time.monotonic()
             # The consumers fetch ahead on their own threads: each poll only takes what
             # has arrived, so a quiet topic (the rejects) never holds back a busy one.

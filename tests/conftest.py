@@ -22,7 +22,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     from harness.stack import private_settings, running
 
     home = tmp_path_factory.mktemp("concord-home")
-    with running(private_settings(home, trino_heap="2G")) as settings:
+    # Monitoring on, as in the demo (tests/e2e/test_monitoring.py reads it): scrapes every
+    # 5 s, and every alert's `for:` 5 s so that one can be seen firing.
+    with running(private_settings(home, trino_heap="2G", monitoring=True, scrape_interval_s=5,
+                                  alert_for_s=5)) as settings:
         yield settings
 
 

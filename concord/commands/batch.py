@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -66,10 +67,35 @@ def cmd_batch_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
     from batch_layer.run import repeat
+    from shared.runstate import BATCH_RUN, read_state, write_state
 
     spark = _spark(settings, "concord-batch-run")
+    # A loop leaves its period and its last run's outcome for `concord status` and the
+    # exporter (shared.runstate); a single run leaves the ingest ledger only.
+    state: dict[str, object] = {"pid": os.getpid(), "every_s": args.every}
+    if args.every:
+        previous = read_state(settings, BATCH_RUN) or {}
+        state.update({k: previous.get(k) for k in ("finished_at", "duration_s", "ok", "error")})
+        write_state(settings, BATCH_RUN, state)
+
+    def once() -> None:
+        began = time.time()
+        if args.every:
+            write_state(settings, BATCH_RUN, {**state, "started_at": began})
+        try:
+            _batch_run_once(settings, spark, args.topic)
+            state.update(ok=True, error=None)
+        except Exception as exc:
+            state.update(ok=False, error=_first_line(exc))
+            raise
+        finally:
+            state.update(started_at=began, finished_at=time.time(),
+                         duration_s=round(time.time() - began, 1))
+            if args.every:
+                write_state(settings, BATCH_RUN, state)
+
     try:
-        repeat(lambda: _batch_run_once(settings, spark, args.topic), args.every,
+        repeat(once, args.every,
                on_pause=lambda s: print(f"batch run: next run in {s:.0f}s", flush=True),
                on_error=lambda exc: print(f"batch run: failed ({_first_line(exc)}); the next run "
                                           "takes up what it left", flush=True))

@@ -44,8 +44,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from concord.status import layer_status
 
     rows = stack.status(settings)
-    layers = layer_status(settings, kafka_up=all(
-        r["healthy"] for r in rows if r["component"] == "kafka"))
+    healthy = {r["component"]: r["healthy"] for r in rows}
+    layers = layer_status(settings, kafka_up=healthy["kafka"], trino_up=healthy["trino"])
     if args.json:
         print(json.dumps({"components": rows, "layers": layers}, indent=2, default=str))
     else:
@@ -56,16 +56,38 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             ["component", "pid", "endpoint", "health", "version", "rss MB"],
         ))
         print()
-        for line in layer_lines(layers):
+        for line in [*layer_lines(layers), *monitoring_lines(rows)]:
             print(line)
     return 0 if all(r["healthy"] for r in rows) else 1
+
+
+def monitoring_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Where Prometheus is, its targets' health and the alerts pending or firing."""
+    prom = next((r for r in rows if r["component"] == "prometheus"), None)
+    if prom is None:
+        return ["monitoring: off (CONCORD_MONITORING=0)"]
+    if not prom["healthy"]:
+        return [f"monitoring: Prometheus is not answering at {prom['endpoint']}: "
+                "run `concord up`"]
+    targets = prom.get("targets", {})
+    down = sorted(job for job, health in targets.items() if health != "up")
+    out = [f"monitoring: Prometheus {prom['endpoint']}: {len(targets) - len(down)} of "
+           f"{len(targets)} targets up" + (f" (down: {', '.join(down)})" if down else "")]
+    alerts = prom.get("alerts", [])
+    if not alerts:
+        out.append("monitoring: no alert pending or firing")
+    for alert in alerts:
+        out.append(f"monitoring: {alert['state'].upper()} {alert['name']}: {alert['summary']}")
+    return out
 
 
 def layer_lines(layers: dict[str, Any]) -> list[str]:
     """concord.status.layer_status as one line per layer (per view for serving)."""
     def lag(part: dict[str, Any]) -> str:
-        return f"Kafka lag {part['kafka_lag']:,} messages" if "kafka_lag" in part else \
-            "Kafka lag unknown"
+        if "kafka_lag" not in part:
+            return "Kafka lag unknown"
+        return (f"Kafka lag {part['kafka_lag']:,} messages"
+                + (f" ({part['kafka_lag_s']:.1f}s)" if part.get("kafka_lag_s") else ""))
 
     out = []
     if "kafka_error" in layers:
@@ -75,9 +97,16 @@ def layer_lines(layers: dict[str, Any]) -> list[str]:
         out.append(f"speed:   cannot tell: {speed['error']}")
     else:
         state = f"running (pid {speed['pid']})" if speed["running"] else "NOT RUNNING"
+        reasons = speed.get("rejects_last_5m_by_reason", {})
         out.append(f"speed:   {state}; {lag(speed)}; last checkpoint "
                    f"{ago(speed['checkpoint_age_s'])}; {speed['rejects_last_5m']:,} messages "
-                   "rejected in the last 5 min")
+                   "rejected in the last 5 min"
+                   + (f" ({', '.join(f'{k} {v:,}' for k, v in reasons.items())})"
+                      if reasons else ""))
+        for table, c in speed.get("committers", {}).items():
+            mean = c["seconds"] / c["commits"] if c["commits"] else 0.0
+            out.append(f"speed:   committer {table}: {c['commits']:,} commits, "
+                       f"{c['records']:,} records, {mean * 1000:.0f} ms per commit on average")
     batch = layers["batch"]
     if "error" in batch:
         out.append(f"batch:   cannot tell: {batch['error']}")
@@ -89,6 +118,14 @@ def layer_lines(layers: dict[str, Any]) -> list[str]:
                 f"{batch['last_run_records']:,} messages, {rate:.2%} rejected or duplicate")
         out.append(f"batch:   last ingest run {batch['last_ingest_run']} "
                    f"{ago(batch['last_ingest_age_s'])} ({what}); {lag(batch)}")
+    if "loop" in batch:
+        loop = batch["loop"]
+        state = "running" if batch.get("loop_running") else "NOT RUNNING"
+        last = ("no run finished yet" if loop.get("duration_s") is None else
+                f"last run {'ok' if loop['ok'] else 'FAILED'} in {loop['duration_s']:.0f}s, "
+                f"{ago(loop.get('last_run_age_s'))}"
+                + ("" if loop["ok"] else f": {loop.get('error')}"))
+        out.append(f"batch:   loop {state}, every {loop['every_s']:.0f}s; {last}")
     serving = layers["serving"]
     if "error" in serving:
         out.append(f"serving: cannot tell: {serving['error']}")
@@ -97,6 +134,22 @@ def layer_lines(layers: dict[str, Any]) -> list[str]:
             where = (f"boundary {v['boundary']} ({ago(v['boundary_age_s']).replace(' ago', '')}"
                      " behind now)" if v["boundary"] else "no boundary yet (speed rows only)")
             out.append(f"serving: {name}: {where}")
+        if "freshness_s" in serving:
+            fresh = serving["freshness_s"]
+            out.append("serving: freshness: " + ("no trade in serving.ticker yet" if fresh is None
+                                                  else f"newest trade {ago(fresh)}"))
+        else:
+            out.append(f"serving: freshness unknown: {serving.get('freshness_error')}")
+        if "reconcile" in serving:
+            r = serving["reconcile"]
+            out.append(f"serving: last reconcile {ago(r['age_s'])}: {r['windows_compared']:,} "
+                       f"windows compared, {r['unexplained']:,} unexplained")
+    tables = layers.get("tables", {})
+    if "error" in tables:
+        out.append(f"tables:  cannot tell: {tables['error']}")
+    for name, t in tables.items() if "error" not in tables else ():
+        entries = "" if t["log_entries"] is None else f", {t['log_entries']:,} log entries"
+        out.append(f"tables:  {name}: {t['files']:,} files{entries}")
     return out
 
 

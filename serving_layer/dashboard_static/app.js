@@ -132,6 +132,65 @@ function drawTables(s) {
   ).join("");
 }
 
+// The ops strip: what Prometheus sees (GET /api/ops), every OPS_MS. Its data-* attributes
+// (state, down, alerts, firing) are for tests and curious users.
+const OPS_MS = Number(params.get("ops_ms") || 5000);
+
+function esc(text) {
+  return String(text).replace(/[&<>"]/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
+                                                 '"': "&quot;" })[c]);
+}
+
+function drawOps(o) {
+  const el = document.getElementById("ops");
+  if (!o.enabled) {
+    el.innerHTML = "<span>ops: monitoring is off (CONCORD_MONITORING=0)</span>";
+    Object.assign(el.dataset, { state: "off", down: "", alerts: "0", firing: "" });
+    return;
+  }
+  const prom = `<a href="${esc(o.prometheus)}/alerts" target="_blank">Prometheus</a>`;
+  if (o.error) {
+    el.innerHTML = `<span class="down">ops: ${prom} unreachable</span>`;
+    el.title = o.error;
+    Object.assign(el.dataset, { state: "unreachable", down: "", alerts: "", firing: "" });
+    return;
+  }
+  const parts = [`<span>ops (${prom}):</span>`];
+  const down = Object.entries(o.components).filter(([, up]) => !up).map(([n]) => n);
+  for (const [name, up] of Object.entries(o.components)) {
+    parts.push(`<span class="${up ? "up" : "down"}">${esc(name)} ${up ? "up" : "DOWN"}</span>`);
+  }
+  for (const f of o.figures) {
+    const v = f.value == null ? "–" : f.unit === "s" ? f.value.toFixed(1) + " s"
+                                                      : Math.round(f.value).toLocaleString();
+    parts.push(`<span>${esc(f.label)} ${v}${f.unit === "msgs" && f.value != null ? " msgs" : ""}</span>`);
+  }
+  if (!o.alerts.length) parts.push('<span class="pill fresh">no alerts</span>');
+  for (const a of o.alerts) {
+    parts.push(`<span class="pill ${a.state}" title="${esc(a.summary)}">` +
+               `${a.state.toUpperCase()} ${esc(a.name)}</span>`);
+  }
+  el.innerHTML = parts.join("");
+  el.title = "";
+  Object.assign(el.dataset, {
+    state: "ok", down: down.join(","), alerts: String(o.alerts.length),
+    firing: o.alerts.filter(a => a.state === "firing").map(a => a.name).join(","),
+  });
+}
+
+async function pollOps() {
+  try {
+    const resp = await fetch("/api/ops");
+    drawOps(await resp.json());
+  } catch (err) {
+    const el = document.getElementById("ops");
+    el.innerHTML = "<span class=\"down\">ops: the dashboard server does not answer</span>";
+    el.dataset.state = "server";
+  }
+  setTimeout(pollOps, OPS_MS);
+}
+pollOps();
+
 let generation = 0;  // a book change starts a new polling loop; the old one stops
 
 async function poll(mine = generation) {

@@ -33,6 +33,10 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "CONCORD_KAFKA_CONTROLLER_PORT": str(free_port()),
         "CONCORD_TRINO_PORT": str(free_port()),
         "CONCORD_TRINO_HTTPS_PORT": str(free_port()),
+        "CONCORD_METRICS_PORT": str(free_port()),
+        "CONCORD_PROMETHEUS_PORT": str(free_port()),
+        "CONCORD_FLINK_METRICS_PORT": str(free_port()),
+        "CONCORD_KAFKA_METRICS_PORT": str(free_port()),
         "CONCORD_TRINO_HEAP": "2G",
     }
     yield env
@@ -50,6 +54,8 @@ def test_up_status_smoke_down_lifecycle(env: dict[str, str]) -> None:
     first = run(env, "up")
     assert first.returncode == 0, first.stderr
     assert "kafka: started" in first.stdout and "trino: started" in first.stdout
+    # Monitoring is on by default: the exporter and Prometheus come up with the stack.
+    assert "exporter: started" in first.stdout and "prometheus: started" in first.stdout
 
     second = run(env, "up")
     assert second.returncode == 0, second.stderr
@@ -60,6 +66,8 @@ def test_up_status_smoke_down_lifecycle(env: dict[str, str]) -> None:
     components = {c["component"]: c for c in json.loads(status.stdout)["components"]}
     assert components["kafka"]["healthy"] and components["trino"]["healthy"]
     assert components["trino"]["version"] == "476"
+    assert components["prometheus"]["healthy"] and components["exporter"]["healthy"]
+    assert components["prometheus"]["version"].startswith("2.")
     assert all(c["pid"] for c in components.values())
 
     smoke = run(env, "smoke", "--messages", "2000")
@@ -80,7 +88,7 @@ def test_up_status_smoke_down_lifecycle(env: dict[str, str]) -> None:
     assert empty.returncode == 0 and json.loads(empty.stdout) == [{"n": 0}], empty.stderr
 
     down = run(env, "down")
-    assert down.returncode == 0 and "stopped trino, kafka" in down.stdout
+    assert down.returncode == 0 and "stopped prometheus, exporter, trino, kafka" in down.stdout
     pids = [c["pid"] for c in components.values()]
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
 

@@ -5,8 +5,9 @@ page; Chromium (Debian's package, installed by infra/run_tests.sh) loads it, in 
 time over the DevTools protocol (harness.browser). The chart
 renders (candles drawn on canvases), the current bar changes while the page is open,
 the freshness indicator and the board are filled, and a screenshot is kept in
-test-artifacts/dashboard.png. Then the page says its data is stale: when the trades
-stop, when its server cannot reach Trino, when the server is gone.
+test-artifacts/dashboard.png; the ops strip shows what Prometheus sees. Then the page
+says its data is stale: when the trades stop, when its server cannot reach Trino (and
+the strip that Prometheus does not answer), when the server is gone.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def test_dashboard_renders_and_the_current_bar_moves(
             assert "UTC" in browser.evaluate("document.getElementById('boundary').innerText") \
                 or "none yet" in browser.evaluate("document.getElementById('boundary').innerText")
             assert browser.evaluate("document.body.dataset.stale") == ""
+            # The ops strip: what the session stack's Prometheus sees, alerts included.
+            browser.wait_for("document.getElementById('ops').dataset.state === 'ok'", 60)
+            strip = browser.evaluate("document.getElementById('ops').innerText")
+            assert "kafka up" in strip and "trino up" in strip and "freshness" in strip, strip
+            assert "no alerts" in strip or "FIRING" in strip or "PENDING" in strip, strip
             shot = artifact_dir / "dashboard.png"
             browser.screenshot(shot)
             assert shot.stat().st_size > 10_000
@@ -112,7 +118,8 @@ def test_dashboard_renders_and_the_current_bar_moves(
 
         # A server that cannot reach Trino serves no data, and the page says why.
         cut = {**env, "CONCORD_TRINO_HTTPS_PORT": str(free_port()),
-               "CONCORD_TRINO_PORT": str(free_port())}
+               "CONCORD_TRINO_PORT": str(free_port()),
+               "CONCORD_PROMETHEUS_PORT": str(free_port())}
         server = subprocess.Popen([CONCORD, "dashboard", "--port", str(port)], env=cut,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
@@ -128,6 +135,11 @@ def test_dashboard_renders_and_the_current_bar_moves(
             browser.wait_for("document.body.dataset.stale === 'trino'", 60)
             assert "Trino unreachable" in browser.evaluate(
                 "document.getElementById('stale').innerText")
+            # ... and the ops strip that Prometheus does not answer.
+            browser.wait_for("document.getElementById('ops').dataset.state === 'unreachable'",
+                             30)
+            assert "Prometheus unreachable" in browser.evaluate(
+                "document.getElementById('ops').innerText")
     finally:
         done.set()
         server.terminate()

@@ -16,6 +16,8 @@ import trino.dbapi
 from trino.auth import BasicAuthentication
 from trino.exceptions import HttpError
 
+from concord.metrics import exporter_service
+from infra.monitoring import prometheus_service
 from infra.security import cert_file, passwords, secrets_dir
 from infra.services import kafka_service, trino_service
 from shared.config import Settings
@@ -120,7 +122,9 @@ LOOPBACK = ("0100007F:", "0000000000000000FFFF00000100007F:",
 
 
 def test_every_listener_binds_to_loopback_only(stack: Settings) -> None:
-    for service in (kafka_service(stack), trino_service(stack)):
+    assert stack.monitoring  # the exporter, Prometheus and Kafka's metrics agent too
+    for service in (kafka_service(stack), trino_service(stack), exporter_service(stack),
+                    prometheus_service(stack)):
         pid = service.pid()
         assert pid is not None, f"{service.name} is running"
         addresses = _listening(_socket_inodes(pid))

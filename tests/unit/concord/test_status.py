@@ -52,6 +52,7 @@ def test_batch_and_serving_status_from_the_ledger_and_boundaries(tmp_path: Path)
 def test_nothing_yet_is_said_plainly(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
     batch = batch_status(settings, None, time.time())
-    assert batch == {"last_ingest_run": None, "last_ingest_age_s": None}
+    assert batch == {"last_ingest_run": None, "last_ingest_age_s": None,
+                     "interval_s": 180, "lateness_s": 120, "loop_running": False}
     assert layer_lines({"speed": {"error": "x"}, "batch": batch, "serving": {"views": {}}})[1] \
         == "batch:   no ingest run yet; Kafka lag unknown"
