@@ -23,7 +23,8 @@ are left out (never a stale value). The metrics, labels in braces:
   concord_ingest_last_run_messages{outcome}  accepted, rejected, duplicates of that run
   concord_batch_interval_seconds, concord_batch_lateness_seconds
   concord_batch_last_run_age_seconds, concord_batch_last_run_duration_seconds,
-  concord_batch_last_run_ok                the batch loop's last run
+  concord_batch_last_run_ok,
+  concord_batch_last_run_phase_seconds{phase}  the batch loop's last run (ingest, ...)
   concord_boundary_age_seconds{view}       how far behind now the batch rows end
   concord_freshness_seconds                age of the newest trade in serving.ticker
   concord_reconcile_windows_compared, concord_reconcile_unexplained_windows,
@@ -137,6 +138,9 @@ def metrics(snap: dict[str, Any], took_s: float) -> Iterator[Metric]:
                       "since the batch loop's last run ended", loop.get("last_run_age_s"))
     yield from _gauge("concord_batch_last_run_duration_seconds",
                       "how long the batch loop's last run took", loop.get("duration_s"))
+    yield from _labelled("concord_batch_last_run_phase_seconds",
+                         "seconds of each phase of the batch loop's last run (ingest, plan, "
+                         "recompute, publish, maintain)", "phase", loop.get("phases") or {})
     if loop.get("ok") is not None:
         yield from _gauge("concord_batch_last_run_ok", "1 when the last batch run completed",
                           int(bool(loop["ok"])))

@@ -116,7 +116,7 @@ def batch_status(settings: Settings, ends: dict[int, int] | None, now: float) ->
     out["loop_running"] = loop is not None and _alive(loop.get("pid"))
     if loop is not None:
         out["loop"] = {k: loop.get(k) for k in ("every_s", "started_at", "finished_at",
-                                                "duration_s", "ok", "error")}
+                                                "duration_s", "ok", "error", "phases")}
         if loop.get("finished_at") is not None:
             out["loop"]["last_run_age_s"] = _age(float(loop["finished_at"]), now)
     return out

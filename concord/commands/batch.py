@@ -75,7 +75,8 @@ def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
     state: dict[str, object] = {"pid": os.getpid(), "every_s": args.every}
     if args.every:
         previous = read_state(settings, BATCH_RUN) or {}
-        state.update({k: previous.get(k) for k in ("finished_at", "duration_s", "ok", "error")})
+        state.update({k: previous.get(k) for k in ("finished_at", "duration_s", "ok", "error",
+                                                   "phases")})
         write_state(settings, BATCH_RUN, state)
 
     def once() -> None:
@@ -83,10 +84,11 @@ def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
         if args.every:
             write_state(settings, BATCH_RUN, {**state, "started_at": began})
         try:
-            _batch_run_once(settings, spark, args.topic)
-            state.update(ok=True, error=None)
+            phases = _batch_run_once(settings, spark, args.topic)
+            state.update(ok=True, error=None,
+                         phases={k: round(v, 2) for k, v in phases.items()})
         except Exception as exc:
-            state.update(ok=False, error=_first_line(exc))
+            state.update(ok=False, error=_first_line(exc), phases={})
             raise
         finally:
             state.update(started_at=began, finished_at=time.time(),
@@ -109,7 +111,9 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300]
 
 
-def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) -> None:
+def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None
+                    ) -> dict[str, float]:
+    """One batch run, printed as it goes; the seconds of each of its phases."""
     from batch_layer.run import BatchRun
 
     def ingested(run: IngestRun) -> None:
@@ -147,6 +151,7 @@ def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None) 
               f"{m.rows_deleted:,} rows before the retention deleted, "
               f"{m.files_vacuumed:,} old files vacuumed", flush=True)
     print(f"batch run: done in {time.monotonic() - began:.1f}s", flush=True)
+    return result.phases
 
 
 def cmd_batch_recompute(settings: Settings, args: argparse.Namespace) -> int:

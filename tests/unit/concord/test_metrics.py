@@ -49,6 +49,7 @@ HEALTHY: dict[str, Any] = {
                   "interval_s": 180, "lateness_s": 120, "loop_running": True,
                   "loop": {"every_s": 180, "started_at": 1.0, "finished_at": 2.0,
                            "duration_s": 41.5, "ok": True, "error": None,
+                           "phases": {"ingest": 12.5, "recompute": 20.0},
                            "last_run_age_s": 12.0}},
         "serving": {"views": {"bars_1m": {"boundary": "2026-12-03T10:00:00+00:00",
                                           "boundary_age_s": 300.0},
@@ -76,6 +77,7 @@ def test_a_healthy_platform_as_metrics() -> None:
     assert got[("concord_reconcile_unexplained_windows", ())] == 0
     assert got[("concord_reconcile_windows_compared", ())] == 384
     assert got[("concord_batch_last_run_ok", ())] == 1
+    assert got[("concord_batch_last_run_phase_seconds", (("phase", "ingest"),))] == 12.5
     assert got[("concord_table_log_entries", (("table", "speed.bars_1m"),))] == 4
     assert all(v == 0 for (name, _), v in got.items() if name == "concord_status_error")
     # The committer's latency histogram: cumulative buckets, the slow one only in +Inf.

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pytest
 from deltalake import write_deltalake
 
 from concord.commands.stack import layer_lines
@@ -56,3 +60,47 @@ def test_nothing_yet_is_said_plainly(tmp_path: Path) -> None:
                      "interval_s": 180, "lateness_s": 120, "loop_running": False}
     assert layer_lines({"speed": {"error": "x"}, "batch": batch, "serving": {"views": {}}})[1] \
         == "batch:   no ingest run yet; Kafka lag unknown"
+
+
+def test_a_batch_loop_leaves_its_period_and_each_runs_outcome(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`batch run --every` writes run/batch-run.json after each run (no Spark here: a run
+    is replaced by one that succeeds, then one that fails, then an interrupt)."""
+    from concord.commands import batch
+    from shared.runstate import BATCH_RUN, read_state, write_state
+
+    settings = Settings(home=tmp_path)
+    seen: list[dict[str, Any] | None] = []
+
+    def fake_run(settings: Settings, spark: object, topic: str | None) -> dict[str, float]:
+        seen.append(read_state(settings, BATCH_RUN))
+        if len(seen) == 1:
+            return {"ingest": 1.5, "recompute": 2.0}
+        if len(seen) == 2:
+            raise RuntimeError("Kafka is gone\nwith a second line")
+        raise KeyboardInterrupt
+
+    class Spark:
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(batch, "_spark", lambda settings, app: Spark())
+    monkeypatch.setattr(batch, "_batch_run_once", fake_run)
+    args = argparse.Namespace(every=0.01, topic=None)
+    with pytest.raises(KeyboardInterrupt):
+        batch.cmd_batch_run(settings, args)
+    first, second, third = seen
+    assert first is not None and first["every_s"] == 0.01 and first["ok"] is None
+    assert second is not None and second["ok"] is True
+    assert second["phases"] == {"ingest": 1.5, "recompute": 2.0}
+    assert third is not None and third["ok"] is False and third["phases"] == {}
+    assert third["error"] == "RuntimeError: Kafka is gone"
+    status = batch_status(settings, None, time.time())
+    assert status["interval_s"] == 0.01 and status["loop"]["ok"] is False
+    assert status["loop_running"]  # the pid it recorded is this test's process
+    dead = subprocess.Popen(["true"])  # a pid that no longer runs
+    dead.wait()
+    write_state(settings, BATCH_RUN, {**(read_state(settings, BATCH_RUN) or {}),
+                                      "pid": dead.pid})
+    assert not batch_status(settings, None, time.time())["loop_running"]
