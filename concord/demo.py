@@ -94,6 +94,30 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int | None = No
         say(f"  {r[0]:<10} {r[1]:<10} {r[2]:%H:%M} close {r[3]} trades {r[4]}")
     if not rows:
         say("no live bars yet: see the logs above (`concord speed status`)")
+    if settings.monitoring:
+        say(monitoring_summary(settings))
+
+
+def monitoring_summary(settings: Settings, wait_s: float = 60) -> str:
+    """Prometheus' targets, once all are up (or after `wait_s`): one line."""
+    from infra.monitoring import prometheus_api
+
+    deadline = time.monotonic() + wait_s
+    health: dict[str, str] = {}
+    while True:
+        try:
+            targets = prometheus_api(settings, "/api/v1/targets")["activeTargets"]
+            health = {t["labels"]["job"]: t["health"] for t in targets}
+        except Exception as exc:  # noqa: BLE001 - said, the demo goes on
+            if time.monotonic() > deadline:
+                return f"Prometheus {settings.prometheus_url} does not answer: {exc}"
+        if health and all(h == "up" for h in health.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    down = sorted(job for job, h in health.items() if h != "up")
+    return (f"Prometheus {settings.prometheus_url}: {len(health) - len(down)} of {len(health)} "
+            f"targets up ({', '.join(sorted(health))})"
+            + (f"; not up: {', '.join(down)} (its /targets page says why)" if down else ""))
 
 
 def stop(settings: Settings) -> list[str]:

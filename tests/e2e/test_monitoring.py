@@ -133,6 +133,7 @@ def test_prometheus_sees_every_part_and_fires_when_the_speed_job_stops(
         assert number(settings, "kafka_server_brokertopicmetrics_messagesin_total{topic="
                       f'"{settings.topic}"' + "}") >= 3000
         assert number(settings, 'count({job="trino"})') > 100
+        assert number(settings, "trino_execution_name_QueryManager_CompletedQueries") > 0
         assert value(settings, 'count(ALERTS{alertstate="firing"})') is None  # all quiet
 
         # The speed job stops: Prometheus sees the target and the component go down, and
