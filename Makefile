@@ -35,7 +35,7 @@ lint: setup ## ruff and mypy (strict)
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
 
-bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~2 h
+bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~3 h
 	@$(BIN)/python -m bench.foundation
 	@$(BIN)/python -m bench.produce --messages 1000000
 	@$(BIN)/python -m bench.ingest --backlog 10000000 --seeded 30000000
@@ -47,6 +47,7 @@ bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~2 h
 	@$(BIN)/python -m bench.dashboard
 	@$(BIN)/python -m bench.speed
 	@$(BIN)/python -m bench.faults
+	@$(BIN)/python -m bench.soak
 
 clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts
 	rm -rf .concord
