@@ -49,14 +49,23 @@ def start_exporter(settings: Settings) -> int:
         ready=lambda: port_in_use(settings.metrics_port), timeout_s=60)
 
 
-def _servers(settings: Settings) -> list[tuple[str, Callable[[Settings], Service],
-                                              Callable[[Settings], int]]]:
-    """(name, service, start) of each server this machine runs, in start order."""
+Server = tuple[str, Callable[[Settings], Service], Callable[[Settings], int]]
+
+
+def _servers(settings: Settings) -> list[Server]:
+    """(name, service, start) of each engine server this machine runs, in start order."""
     return [server for server, managed in (
         (("kafka", kafka_service, start_kafka), settings.manages_kafka),
-        (("trino", trino_service, start_trino), settings.manages_trino),
-        (("exporter", exporter_service, start_exporter), settings.monitoring),
-        (("prometheus", prometheus_service, start_prometheus), settings.monitoring)) if managed]
+        (("trino", trino_service, start_trino), settings.manages_trino)) if managed]
+
+
+def _monitors(settings: Settings) -> list[Server]:
+    """The exporter and Prometheus, when monitoring is on: started once the topic and
+    the schemas they report on exist."""
+    if not settings.monitoring:
+        return []
+    return [("exporter", exporter_service, start_exporter),
+            ("prometheus", prometheus_service, start_prometheus)]
 
 
 def up(settings: Settings) -> UpReport:
@@ -75,25 +84,23 @@ def up(settings: Settings) -> UpReport:
         artifacts.prometheus_bin(settings, "prometheus")
         if settings.manages_kafka:
             artifacts.jmx_agent_jar(settings)
-    servers = _servers(settings)
-    topic_created = False
-    try:
-        for name, service, start in servers:
-            if name == "exporter":  # what it reports on is there from now on
-                topic_created = kafka.ensure_topic(settings, settings.topic,
-                                                   settings.topic_partitions)
-                ensure_schemas(settings)
+    servers, monitors = _servers(settings), _monitors(settings)
+
+    def start_all(which: list[Server]) -> None:
+        for name, service, start in which:
             if service(settings).pid() is None:
                 start(settings)
                 started.append(name)
             else:
                 already.append(name)
-        if not settings.monitoring:
-            topic_created = kafka.ensure_topic(settings, settings.topic,
-                                               settings.topic_partitions)
-            ensure_schemas(settings)
+
+    try:
+        start_all(servers)
+        topic_created = kafka.ensure_topic(settings, settings.topic, settings.topic_partitions)
+        ensure_schemas(settings)
+        start_all(monitors)
     except BaseException:
-        for name, service, _ in reversed(servers):
+        for name, service, _ in reversed(servers + monitors):
             if name in started:
                 service(settings).stop()
         raise

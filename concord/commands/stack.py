@@ -22,6 +22,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  topic {settings.topic}: {'created' if report.topic_created else 'exists'}")
     print(f"  Kafka {settings.bootstrap_servers}, Trino {settings.trino_endpoint} "
           f"(catalog {settings.catalog}); healthy after {report.seconds:.1f}s")
+    if settings.monitoring:
+        print(f"  Prometheus {settings.prometheus_url} (targets, alerts), the exporter "
+              f"http://127.0.0.1:{settings.metrics_port}/metrics")
     if not report.started:
         print("concord up: everything was already up")
     return 0
