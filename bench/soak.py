@@ -38,7 +38,7 @@ from concord.metrics import exporter_service
 from concord.status import layer_status
 from harness.stack import private_stack
 from infra.monitoring import prometheus_service
-from infra.processes import rss_bytes
+from infra.processes import cpu_seconds, rss_bytes
 from infra.services import kafka_service, trino_service
 from serving_layer.trino import query
 from shared.config import Settings
@@ -154,6 +154,27 @@ def _processes(settings: Settings) -> dict[str, int | None]:
             "prometheus": prometheus_service(settings).pid()}
 
 
+class CpuShares:
+    """Each process's share of one core since the previous call (its children included):
+    where the box's CPU goes, the monitoring's own cost among it."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[float, float]] = {}
+
+    def take(self, processes: dict[str, int | None]) -> dict[str, float]:
+        now, out = time.monotonic(), {}
+        for name, pid in processes.items():
+            used = cpu_seconds(pid) if pid else 0.0
+            before = self.last.get(name)
+            if before is not None and pid and now > before[0] and used >= before[1]:
+                out[name] = (used - before[1]) / (now - before[0])
+            self.last[name] = (now, used)
+        return out
+
+
+CPU = CpuShares()
+
+
 def sample(settings: Settings, readers: Readers, sent_base: int) -> dict[str, float]:
     """One row of figures (flat names: lag.speed, rss_mb.trino, files.speed.bars_1m, ...)."""
     row: dict[str, float] = {}
@@ -161,8 +182,11 @@ def sample(settings: Settings, readers: Readers, sent_base: int) -> dict[str, fl
     for layer in ("speed", "batch"):
         lag = status.get(layer, {}).get("kafka_lag")
         row[f"lag.{layer}"] = float("nan") if lag is None else float(lag)
-    for name, pid in _processes(settings).items():
+    processes = _processes(settings)
+    for name, pid in processes.items():
         row[f"rss_mb.{name}"] = rss_bytes(pid) / 2**20 if pid else float("nan")
+    for name, share in CPU.take(processes).items():
+        row[f"cpu.{name}"] = share
     fresh, latency, errors = readers.take()
     row["fresh_s.p50"] = _pct(fresh, 0.5)
     row["fresh_s.p99"] = _pct(fresh, 0.99)
@@ -184,6 +208,7 @@ def show(minute: float, row: dict[str, float]) -> None:
         return "-" if v != v else format(v, fmt)  # NaN: not known
 
     rss = "  ".join(f"{k.split('.', 1)[1]} {f(k)}" for k in row if k.startswith("rss_mb."))
+    cpu = "  ".join(f"{k.split('.', 1)[1]} {f(k, '.2f')}" for k in row if k.startswith("cpu."))
     files = [(k.split(".", 1)[1], row[k], row.get("log." + k.split(".", 1)[1], 0))
              for k in row if k.startswith("files.")]
     speed_files = sum(v for t, v, _ in files if t.startswith("speed.") and v >= 0)
@@ -192,6 +217,7 @@ def show(minute: float, row: dict[str, float]) -> None:
         f"{f('lag.batch')}  fresh p50 {f('fresh_s.p50', '.1f')}s p99 {f('fresh_s.p99', '.1f')}s"
         f"  query p50 {f('query_s.p50', '.2f')}s ({f('query_errors')} errors)")
     say(f"           RSS MiB: {rss}")
+    say(f"           CPU (cores): {cpu}")
     say(f"           files: speed {speed_files:,.0f}, all tables "
         f"{sum(v for _, v, _ in files if v >= 0):,.0f}; longest log since checkpoint "
         f"{longest:.0f} commits; disk {f('disk_mb')} MiB")
@@ -257,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             series[k].append(v)
     print(f"\nsoak: {args.minutes:.0f} min at {args.rate:,} msg/s, {args.readers} readers, "
           f"batch every {args.batch_every}s; {last.get('messages', 0):,.0f} messages sent")
-    for key in ("lag.speed", "lag.batch", "fresh_s.p99", "query_s.p50"):
+    for key in ("lag.speed", "lag.batch", "fresh_s.p99", "query_s.p50",
+                *sorted(k for k in series if k.startswith("cpu."))):
         vals = [v for v in series.get(key, []) if v == v]
         if vals:
             print(f"  {key}: min {min(vals):,.1f}  median {statistics.median(vals):,.1f}  "
