@@ -28,9 +28,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     from harness.stack import private_settings, running
 
     home = tmp_path_factory.mktemp("concord-home")
-    # Monitoring on, as in the demo (tests/e2e/test_monitoring.py reads it): scrapes every
-    # 5 s, and every alert's `for:` 5 s so that one can be seen firing.
-    with running(private_settings(home, trino_heap="2G", monitoring=True, scrape_interval_s=5,
+    # Monitoring on, as in the demo (the dashboard's ops strip reads it; Kafka serves its
+    # metrics for tests/e2e/test_monitoring.py), every alert's `for:` 5 s.
+    with running(private_settings(home, trino_heap="2G", monitoring=True,
                                   alert_for_s=5)) as settings:
         yield settings
 

@@ -2,7 +2,7 @@
 binary) scrapes the platform's exporter, the speed job's Flink, the Kafka broker's JMX
 agent and Trino; the series exist with sane values after a speed job, a batch run and a
 reconcile; when the speed job stops, the "component down" alert fires (the test's rules
-have every `for:` at 5 s), and `concord status` says so.
+have every `for:` at 5 s; scrapes every 10 s, the default), and `concord status` says so.
 
 The exporter and Prometheus run here for a home of the test's own (own_home: its own
 lake, topic and speed job), beside the session's Kafka and Trino, as `concord up` starts
@@ -73,7 +73,7 @@ def test_prometheus_sees_every_part_and_fires_when_the_speed_job_stops(
 ) -> None:
     settings = own_home(stack, tmp_path, topic=f"e2e-mon-{unique}", metrics_port=free_port(),
                         prometheus_port=free_port(), flink_metrics_port=free_port(),
-                        scrape_interval_s=5, alert_for_s=5)
+                        alert_for_s=5)
     assert settings.monitoring and stack.monitoring  # the session's Kafka has its agent
     ensure_topic(settings, settings.topic, 2)
     refresh(settings)
