@@ -241,8 +241,10 @@ def oldest_unread_timestamp(settings: Settings, topic: str, positions: Mapping[i
     behind = {p: positions.get(p, 0) for p, end in ends.items() if end > positions.get(p, 0)}
     if not behind:
         return None
+    # A position the retention already deleted: the oldest message still there.
     client = confluent_consumer(settings, **{"group.id": "concord-status",
-                                             "enable.partition.eof": False})
+                                             "enable.partition.eof": False,
+                                             "auto.offset.reset": "earliest"})
     try:
         client.assign([TopicPartition(topic, p, offset) for p, offset in behind.items()])
         found: dict[int, float] = {}
