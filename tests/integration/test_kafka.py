@@ -55,3 +55,23 @@ def test_idempotent_round_trip_keeps_every_message_in_key_order(
     consumer.close()
     assert got == sent  # nothing lost, nothing doubled, per-key order kept
     assert sum(end.values()) == 3000
+
+
+def test_oldest_unread_timestamp_is_the_first_message_past_each_position(
+    stack: Settings, unique: str
+) -> None:
+    """What `concord status` and the exporter give as a layer's lag in seconds."""
+    topic = f"it-kafka-age-{unique}"
+    ensure_topic(stack, topic, 2)
+    producer = kafka.confluent_producer(stack)
+    stamps = {0: [1_000_000, 1_000_500, 1_001_000], 1: [1_000_200, 1_000_900]}  # ms
+    for partition, times in stamps.items():
+        for ms in times:
+            producer.produce(topic, b"x", partition=partition, timestamp=ms)
+    assert producer.flush(30) == 0
+    ends = kafka.end_offsets(stack, topic)
+    assert ends == {0: 3, 1: 2}
+    # partition 0 read up to offset 1 (its second message is next), partition 1 not at all
+    assert kafka.oldest_unread_timestamp(stack, topic, {0: 1}, ends) == 1_000.2
+    assert kafka.oldest_unread_timestamp(stack, topic, {0: 2, 1: 1}, ends) == 1_000.9
+    assert kafka.oldest_unread_timestamp(stack, topic, ends, ends) is None  # nothing unread
