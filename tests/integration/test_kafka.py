@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kafka import TopicPartition
 
@@ -64,7 +66,8 @@ def test_oldest_unread_timestamp_is_the_first_message_past_each_position(
     topic = f"it-kafka-age-{unique}"
     ensure_topic(stack, topic, 2)
     producer = kafka.confluent_producer(stack)
-    stamps = {0: [1_000_000, 1_000_500, 1_001_000], 1: [1_000_200, 1_000_900]}  # ms
+    base = (int(time.time()) - 60) * 1000  # recent: no retention deletes them
+    stamps = {0: [base, base + 500, base + 1000], 1: [base + 200, base + 900]}  # ms
     for partition, times in stamps.items():
         for ms in times:
             producer.produce(topic, b"x", partition=partition, timestamp=ms)
@@ -72,6 +75,6 @@ def test_oldest_unread_timestamp_is_the_first_message_past_each_position(
     ends = kafka.end_offsets(stack, topic)
     assert ends == {0: 3, 1: 2}
     # partition 0 read up to offset 1 (its second message is next), partition 1 not at all
-    assert kafka.oldest_unread_timestamp(stack, topic, {0: 1}, ends) == 1_000.2
-    assert kafka.oldest_unread_timestamp(stack, topic, {0: 2, 1: 1}, ends) == 1_000.9
+    assert kafka.oldest_unread_timestamp(stack, topic, {0: 1}, ends) == (base + 200) / 1000
+    assert kafka.oldest_unread_timestamp(stack, topic, {0: 2, 1: 1}, ends) == (base + 900) / 1000
     assert kafka.oldest_unread_timestamp(stack, topic, ends, ends) is None  # nothing unread
