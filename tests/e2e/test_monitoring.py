@@ -130,6 +130,7 @@ def test_prometheus_sees_every_part_and_fires_when_the_speed_job_stops(
         assert value(settings, "sum(concord_status_error)") == 0
         # The engines' own metrics.
         assert number(settings, 'sum(flink_taskmanager_job_task_operator_numRecordsIn)') > 0
+        assert number(settings, "max(flink_jobmanager_job_numberOfCompletedCheckpoints)") > 0
         assert number(settings, "kafka_server_brokertopicmetrics_messagesin_total{topic="
                       f'"{settings.topic}"' + "}") >= 3000
         assert number(settings, 'count({job="trino"})') > 100
