@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import deltalake
 import pyarrow as pa
@@ -110,3 +111,39 @@ def test_a_table_that_stays_unreadable_stops_the_committer(
         _committer(stack, topic, uri)
     flaky_reads["left"] = 0
     assert deltalake.DeltaTable(uri).to_pyarrow_table().num_rows == 100
+
+
+def test_a_commit_refused_for_a_concurrent_one_is_retried_exactly_once(
+    stack: Settings, unique: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delta refuses an append when a concurrent commit deleted data it read (a batch
+    run's speed maintenance, seen by bench.faults): the committer goes back to the
+    table's offsets and commits the same records again, none lost, none twice."""
+    from deltalake.exceptions import CommitFailedError
+
+    import speed_layer.delta_committer as module
+
+    topic = f"it-conflict-{unique}"
+    uri = f"{tmp_path}/conflict"
+    kafka.ensure_topic(stack, topic, 2)
+    _send(stack, topic, range(300))
+    real = deltalake.write_deltalake
+    calls = {"n": 0}
+
+    def conflicting(*args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second commit: refused
+            raise CommitFailedError("Failed to commit transaction: Commit failed: a "
+                                    "concurrent transaction deleted data this operation read.")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "write_deltalake", conflicting)
+    committer = _committer(stack, topic, uri)
+    committer.max_batch = 100
+    try:
+        assert drain(committer, 300) == 300
+        assert committer.stats.conflicts == 1 and calls["n"] >= 4
+    finally:
+        committer.close()
+    ids = deltalake.DeltaTable(uri).to_pyarrow_table().column("id").to_pylist()
+    assert sorted(ids) == sorted(f"r{i}" for i in range(300))  # each exactly once
