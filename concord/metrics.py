@@ -18,7 +18,8 @@ are left out (never a stale value). The metrics, labels in braces:
   concord_speed_checkpoint_age_seconds     the speed job's newest complete checkpoint
   concord_speed_rejects_5m{reason}         contract rejects of the last 5 min
   concord_speed_commits_total{table}, concord_speed_committed_records_total{table},
-  concord_speed_commit_seconds{table}      the committers (a histogram), since the job started
+  concord_speed_commit_seconds{table},     the committers (a histogram), since the job started
+  concord_speed_commit_conflicts_total{table}  commits refused for a concurrent one, retried
   concord_ingest_last_run_age_seconds      the last committed ingest run
   concord_ingest_last_run_messages{outcome}  accepted, rejected, duplicates of that run
   concord_batch_interval_seconds, concord_batch_lateness_seconds
@@ -176,15 +177,19 @@ def _committers(committers: dict[str, dict[str, Any]]) -> Iterator[Metric]:
                                   "records the committers wrote", labels=["table"])
     latency = HistogramMetricFamily("concord_speed_commit_seconds",
                                     "time of each Delta commit", labels=["table"])
+    conflicts = CounterMetricFamily("concord_speed_commit_conflicts",
+                                    "commits Delta refused for a concurrent one, retried",
+                                    labels=["table"])
     for table, c in committers.items():
         commits.add_metric([table], c["commits"])
+        conflicts.add_metric([table], c.get("conflicts", 0))
         records.add_metric([table], c["records"])
         cumulative, buckets = 0, []
         for bound, count in zip([*c["buckets"], float("inf")], c["latency_counts"], strict=True):
             cumulative += count
             buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
         latency.add_metric([table], buckets, sum_value=c["seconds"])
-    yield from (commits, records, latency)
+    yield from (commits, records, latency, conflicts)
 
 
 class PlatformCollector(Collector):

@@ -83,6 +83,7 @@ def test_a_healthy_platform_as_metrics() -> None:
     # The committer's latency histogram: cumulative buckets, the slow one only in +Inf.
     table = ("table", "speed.bars_1m")
     assert got[("concord_speed_commits_total", (table,))] == 4
+    assert got[("concord_speed_commit_conflicts_total", (table,))] == 0
     assert got[("concord_speed_committed_records_total", (table,))] == 40
     assert got[("concord_speed_commit_seconds_bucket", (("le", "0.05"), table))] == 1
     assert got[("concord_speed_commit_seconds_bucket", (("le", "0.1"), table))] == 2
