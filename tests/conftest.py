@@ -16,12 +16,6 @@ import pytest
 from shared.config import Settings
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that kill and restart the session's servers (`restarts_stack`) run last, so
-    that no other test meets a Kafka or a Trino coming back up."""
-    items.sort(key=lambda item: item.get_closest_marker("restarts_stack") is not None)
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Kafka + Trino running, topic and schemas created; yields their settings."""
