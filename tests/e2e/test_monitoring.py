@@ -10,6 +10,7 @@ them."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -90,8 +91,8 @@ def test_prometheus_sees_every_part_and_fires_when_the_speed_job_stops(
 
         def trickle() -> None:
             records = generated(MarketConfig(seed=32), count=None, duration_s=600, live=True)
-            produce(settings, (r for r in records if not done.is_set()), rate=20,
-                    report=ProduceReport(), progress=None)
+            produce(settings, itertools.takewhile(lambda _: not done.is_set(), records),
+                    rate=20, report=ProduceReport(), progress=None)
 
         threading.Thread(target=trickle, daemon=True).start()
         BatchRun(settings, spark).run()
