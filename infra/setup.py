@@ -208,26 +208,34 @@ def build_speed_functions(settings: Settings, jdks: list[Jdk]) -> bool:
     stamp = dest / ".stamp"
     if stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
         return False
-    javac = _javac(jdks)
-    flink_lib = Path(pyflink.__file__).parent / "lib"
+    dest.mkdir(parents=True, exist_ok=True)
+    _compile_jar(sources, [Path(pyflink.__file__).parent / "lib" / "*"],
+                 dest / "concord-speed-functions.jar", _javac(jdks), what=str(SPEED_JVM))
+    stamp.write_text(digest.hexdigest() + "\n")
+    return True
+
+
+def _compile_jar(sources: list[Path], classpath: list[Path], jar: Path, javac: Path, *,
+                 what: str, entries: dict[str, str] | None = None) -> None:
+    """`sources` compiled (`--release 17`: Flink runs on Java 17) against `classpath`
+    into `jar`, with `entries` (name -> text) beside the classes; the jar is replaced
+    whole or not at all."""
     with tempfile.TemporaryDirectory() as tmp:
         classes = Path(tmp) / "classes"
         proc = subprocess.run(
-            [str(javac), "--release", "17", "-nowarn", "-cp", str(flink_lib / "*"),
-             "-d", str(classes), *map(str, sources)],
-            capture_output=True, text=True, check=False)
+            [str(javac), "--release", "17", "-nowarn",
+             "-cp", os.pathsep.join(map(str, classpath)), "-d", str(classes),
+             *map(str, sources)], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise SetupError(f"compiling {SPEED_JVM} failed:\n{proc.stderr.strip()[-2000:]}")
-        dest.mkdir(parents=True, exist_ok=True)
-        jar = dest / "concord-speed-functions.jar"
+            raise SetupError(f"compiling {what} failed:\n{proc.stderr.strip()[-2000:]}")
         partial = jar.with_suffix(".tmp")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
             out.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            for name, text in (entries or {}).items():
+                out.writestr(name, text)
             for cls in sorted(classes.rglob("*.class")):
                 out.write(cls, cls.relative_to(classes).as_posix())
         partial.replace(jar)
-    stamp.write_text(digest.hexdigest() + "\n")
-    return True
 
 
 PROMETHEUS_SOURCES = Path(__file__).resolve().parent / "prometheus"
@@ -253,26 +261,13 @@ def build_flink_reporter(settings: Settings, jdks: list[Jdk]) -> bool:
     stamp = dest / ".stamp"
     if stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
         return False
-    javac = _javac(jdks)
-    flink_lib = Path(pyflink.__file__).parent / "lib"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        classes = Path(tmp) / "classes"
-        proc = subprocess.run(
-            [str(javac), "--release", "17", "-nowarn",
-             "-cp", f"{flink_lib / '*'}{os.pathsep}{flink_jar}", "-d", str(classes),
-             *map(str, sources)], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise SetupError(f"compiling the Flink metrics reporter failed:\n"
-                             f"{proc.stderr.strip()[-2000:]}")
-        with zipfile.ZipFile(dest / "concord-flink-reporter.jar", "w",
-                             zipfile.ZIP_DEFLATED) as out:
-            out.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
-            out.writestr("META-INF/services/org.apache.flink.metrics.reporter."
-                         "MetricReporterFactory", FLINK_REPORTER + "\n")
-            for cls in sorted(classes.rglob("*.class")):
-                out.write(cls, cls.relative_to(classes).as_posix())
+    _compile_jar(sources, [Path(pyflink.__file__).parent / "lib" / "*", flink_jar],
+                 dest / "concord-flink-reporter.jar", _javac(jdks),
+                 what="the Flink metrics reporter",
+                 entries={"META-INF/services/org.apache.flink.metrics.reporter."
+                          "MetricReporterFactory": FLINK_REPORTER + "\n"})
     shutil.copyfile(flink_jar, dest / flink_jar.name)
     stamp.write_text(digest.hexdigest() + "\n")
     return True
