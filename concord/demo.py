@@ -82,14 +82,20 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int | None = No
     say("waiting for the first live bars in lake.serving.bars_1m ...")
     deadline = time.monotonic() + 240
     rows: list[list[object]] = []
+    failure = ""
     while time.monotonic() < deadline:
-        rows = query(settings, "SELECT exchange, symbol, window_start, close, trade_count "
-                               "FROM lake.serving.bars_1m WHERE window_start >= "
-                               "current_timestamp - INTERVAL '2' MINUTE "
-                               "ORDER BY trade_count DESC LIMIT 5")
+        try:
+            rows = query(settings, "SELECT exchange, symbol, window_start, close, trade_count "
+                                   "FROM lake.serving.bars_1m WHERE window_start >= "
+                                   "current_timestamp - INTERVAL '2' MINUTE "
+                                   "ORDER BY trade_count DESC LIMIT 5")
+        except Exception as exc:  # noqa: BLE001 - a loaded Trino fails a query; ask again
+            failure = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
         if rows:
             break
         time.sleep(3)
+    if not rows and failure:
+        say(f"the last query for them failed: {failure}")
     for r in rows:
         say(f"  {r[0]:<10} {r[1]:<10} {r[2]:%H:%M} close {r[3]} trades {r[4]}")
     if not rows:
