@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=POSITIVE, metavar="SECONDS",
                    help="again every SECONDS, until stopped (the demo: every 10 min); the "
                    "last result is what `concord status` and Prometheus show")
+    p.add_argument("--delay", type=POSITIVE, metavar="SECONDS",
+                   help="wait this long before the first comparison")
     p = add("smoke", cmd_smoke,
             "prove the stack end to end: Kafka -> Spark -> Delta -> Trino, checked by an oracle",
             needs=("kafka", "trino"))

@@ -71,7 +71,10 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int | None = No
         (batch_service(settings), _concord("batch", "run", "--every",
                                                    str(every_s or settings.batch_every_s))),
         (dashboard_service(settings), _concord("dashboard")),
-        (reconcile_service(settings), _concord("reconcile", "--every", str(RECONCILE_EVERY_S))),
+        # The first comparison after one period: at the start there is nothing both
+        # layers cover, and the box is busy starting everything else.
+        (reconcile_service(settings), _concord("reconcile", "--every", str(RECONCILE_EVERY_S),
+                                               "--delay", str(RECONCILE_EVERY_S))),
     ):
         if (pid := svc.pid()) is not None:
             say(f"{svc.name}: already running (pid {pid})")

@@ -3,8 +3,9 @@
     python -m concord.metrics      (`concord up` starts it when CONCORD_MONITORING is on)
     http://127.0.0.1:$CONCORD_METRICS_PORT/metrics
 
-Each scrape reads the platform afresh (concord.stack.status and concord.status.
-layer_status: one implementation, two outputs) and answers also when Kafka or Trino is
+A background thread reads the platform every scrape interval (concord.stack.status and
+concord.status.layer_status: one implementation, two outputs); a scrape serves the
+newest reading at once. It answers also when Kafka or Trino is
 down: `concord_component_up` then says so, and the figures that need the missing part
 are left out (never a stale value). The metrics, labels in braces:
 
@@ -31,7 +32,9 @@ are left out (never a stale value). The metrics, labels in braces:
   concord_reconcile_windows_compared, concord_reconcile_unexplained_windows,
   concord_reconcile_age_seconds            `concord reconcile`'s last result
   concord_table_files{table}, concord_table_log_entries{table}   the speed tables
-  concord_scrape_duration_seconds          how long this scrape took to read it all
+  concord_scrape_duration_seconds          how long reading it all took
+  concord_snapshot_age_seconds             how old the figures served are (a background
+                                           thread reads them every scrape interval)
 """
 
 from __future__ import annotations
@@ -193,13 +196,40 @@ def _committers(committers: dict[str, dict[str, Any]]) -> Iterator[Metric]:
 
 
 class PlatformCollector(Collector):
+    """Serves the newest snapshot, which a background thread takes every scrape interval:
+    a scrape never waits for Kafka, the lake or Trino (on a loaded box reading them all
+    took longer than Prometheus' scrape timeout, and the target went down with the box
+    busy, when it is most needed). `concord_snapshot_age_seconds` says how old it is."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._lock = threading.Lock()
+        self._latest: tuple[float, float, dict[str, Any]] | None = None  # at, took, snap
 
-    def collect(self) -> Iterable[Metric]:
+    def refresh(self) -> None:
         began = time.monotonic()
         snap = snapshot(self.settings)
-        return list(metrics(snap, time.monotonic() - began))
+        with self._lock:
+            self._latest = (time.monotonic(), time.monotonic() - began, snap)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - said; the next round tries again
+                print(f"concord exporter: reading the platform failed: {exc}", flush=True)
+            stop.wait(max(1.0, self.settings.scrape_interval_s - (time.monotonic() - began)))
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            latest = self._latest
+        if latest is None:
+            return []
+        at, took, snap = latest
+        return [*metrics(snap, took),
+                *_gauge("concord_snapshot_age_seconds", "age of the figures served",
+                        round(time.monotonic() - at, 3))]
 
 
 def serve(settings: Settings) -> None:
@@ -207,13 +237,16 @@ def serve(settings: Settings) -> None:
     from prometheus_client import start_http_server
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PlatformCollector(settings))
+    collector = PlatformCollector(settings)
+    registry.register(collector)
     server, thread = start_http_server(settings.metrics_port, addr="127.0.0.1",
                                        registry=registry)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"concord exporter: http://127.0.0.1:{settings.metrics_port}/metrics", flush=True)
+    reader = threading.Thread(target=collector.run, args=(stop,), name="snapshots", daemon=True)
+    reader.start()
     stop.wait()
     server.shutdown()
     thread.join(5)

@@ -15,6 +15,8 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from serving_layer.reconcile import Reconciler
 
     Reconciler.check_range(args.from_, args.to)
+    if args.delay:
+        time.sleep(args.delay)
     outcome = [0]
 
     def once() -> None:
