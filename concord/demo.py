@@ -22,6 +22,7 @@ from pathlib import Path
 
 from infra.processes import Service
 from shared.config import REPO_ROOT, Settings
+from shared.errors import first_line
 
 DEMO_RATE = 200  # messages per second of the live stream
 RECONCILE_EVERY_S = 600
@@ -93,7 +94,7 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int | None = No
                                    "current_timestamp - INTERVAL '2' MINUTE "
                                    "ORDER BY trade_count DESC LIMIT 5")
         except Exception as exc:  # noqa: BLE001 - a loaded Trino fails a query; ask again
-            failure = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            failure = first_line(exc, 200) or repr(exc)
         if rows:
             break
         time.sleep(3)
@@ -109,14 +110,13 @@ def start(settings: Settings, *, rate: int = DEMO_RATE, every_s: int | None = No
 
 def monitoring_summary(settings: Settings, wait_s: float = 60) -> str:
     """Prometheus' targets, once all are up (or after `wait_s`): one line."""
-    from infra.monitoring import prometheus_api
+    from infra.monitoring import prometheus_targets
 
     deadline = time.monotonic() + wait_s
     health: dict[str, str] = {}
     while True:
         try:
-            targets = prometheus_api(settings, "/api/v1/targets")["activeTargets"]
-            health = {t["labels"]["job"]: t["health"] for t in targets}
+            health = prometheus_targets(settings)
         except Exception as exc:  # noqa: BLE001 - said, the demo goes on
             if time.monotonic() > deadline:
                 return f"Prometheus {settings.prometheus_url} does not answer: {exc}"

@@ -20,7 +20,14 @@ from typing import Any
 from concord.metrics import exporter_service
 from infra import artifacts, kafka
 from infra.java import java17, java_for_trino
-from infra.monitoring import prometheus_api, prometheus_ready, prometheus_service, start_prometheus
+from infra.monitoring import (
+    prometheus_alerts,
+    prometheus_api,
+    prometheus_ready,
+    prometheus_service,
+    prometheus_targets,
+    start_prometheus,
+)
 from infra.processes import Service, port_in_use, rss_bytes
 from infra.services import (
     KAFKA_VERSION,
@@ -183,11 +190,8 @@ def monitoring_status(settings: Settings) -> list[dict[str, Any]]:
         row["healthy"] = prometheus_ready(settings)
         build = prometheus_api(settings, "/api/v1/status/buildinfo")
         row["version"] = build.get("version")
-        targets = prometheus_api(settings, "/api/v1/targets?state=active")["activeTargets"]
-        row["targets"] = {t["labels"]["job"]: t["health"] for t in targets}
-        row["alerts"] = [{"name": a["labels"]["alertname"], "state": a["state"],
-                          "summary": a.get("annotations", {}).get("summary", "")}
-                         for a in prometheus_api(settings, "/api/v1/alerts")["alerts"]]
+        row["targets"] = prometheus_targets(settings)
+        row["alerts"] = prometheus_alerts(settings)
     except Exception:  # noqa: BLE001, S110 - any failure of the probe is "not healthy"
         pass
     rows.append(row)

@@ -32,6 +32,7 @@ from typing import Any
 from infra import kafka
 from shared.bookkeeping import current_boundaries, ingest_ledger, ingested_until
 from shared.config import Settings
+from shared.errors import first_line
 from shared.runstate import BATCH_RUN, RECONCILE, SPEED_METRICS, read_state
 from shared.tables import open_table, read_rows
 from shared.views import VIEWS
@@ -135,7 +136,7 @@ def serving_status(settings: Settings, now: float, *, trino_up: bool = False
         try:
             out["freshness_s"] = freshness(settings, now)
         except Exception as exc:  # noqa: BLE001 - reported, the rest still answers
-            out["freshness_error"] = _first_line(exc)
+            out["freshness_error"] = first_line(exc, 300) or type(exc).__name__
     else:
         out["freshness_error"] = "Trino is down"
     reconciled = read_state(settings, RECONCILE)
@@ -179,11 +180,6 @@ def log_entries(settings: Settings, schema: str, name: str, version: int) -> int
     except (OSError, ValueError, KeyError):
         checkpoint = -1
     return version - checkpoint
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def layer_status(settings: Settings, *, kafka_up: bool = True, trino_up: bool = False

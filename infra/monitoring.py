@@ -130,6 +130,19 @@ def prometheus_api(settings: Settings, path: str, timeout_s: float = 3.0) -> Any
     return body["data"]
 
 
+def prometheus_targets(settings: Settings) -> dict[str, str]:
+    """Each scrape job's health as Prometheus sees it: {"concord": "up", ...}."""
+    targets = prometheus_api(settings, "/api/v1/targets")["activeTargets"]
+    return {t["labels"]["job"]: t["health"] for t in targets}
+
+
+def prometheus_alerts(settings: Settings) -> list[dict[str, str]]:
+    """The alerts pending or firing: name, state and summary of each."""
+    return [{"name": a["labels"]["alertname"], "state": a["state"],
+             "summary": a.get("annotations", {}).get("summary", "")}
+            for a in prometheus_api(settings, "/api/v1/alerts")["alerts"]]
+
+
 def kafka_agent_options(settings: Settings) -> list[str]:
     """The JVM option that makes the broker serve its MBeans on 127.0.0.1 (none when
     monitoring is off)."""

@@ -235,7 +235,7 @@ class Ops:
         self._body = b""
 
     def read(self) -> dict[str, Any]:
-        from infra.monitoring import prometheus_api
+        from infra.monitoring import prometheus_alerts, prometheus_api
 
         out: dict[str, Any] = {"enabled": self.settings.monitoring,
                                "prometheus": self.settings.prometheus_url}
@@ -253,9 +253,7 @@ class Ops:
                 result = prometheus_api(self.settings, "/api/v1/query?query=" + quote(promql))
                 value = float(result["result"][0]["value"][1]) if result["result"] else None
                 figures.append({"label": label, "value": value, "unit": unit})
-            alerts = [{"name": a["labels"]["alertname"], "state": a["state"],
-                       "summary": a.get("annotations", {}).get("summary", "")}
-                      for a in prometheus_api(self.settings, "/api/v1/alerts")["alerts"]]
+            alerts = prometheus_alerts(self.settings)
         except Exception as exc:  # noqa: BLE001 - the strip says Prometheus is unreachable
             out["error"] = f"Prometheus does not answer at {self.settings.prometheus_url}: {exc}"
             return out

@@ -44,16 +44,12 @@ from deltalake.exceptions import CommitFailedError
 
 from infra import kafka
 from shared.config import Settings
+from shared.errors import first_line
 from shared.tables import open_table
 
 Decoder = Callable[[bytes], Mapping[str, Any]]
 # What the committer writes for the records of one poll (e.g. partial rows regrouped).
 Transform = Callable[[list[Mapping[str, Any]]], list[dict[str, Any]]]
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def json_decoder(schema: pa.Schema) -> Decoder:
@@ -226,7 +222,8 @@ class DeltaCommitter:
             self.stats.conflicts += 1
             self._seek_to_committed()
             print(f"commit to {self.table_uri} conflicted with a concurrent commit, "
-                  f"retrying ({_first_line(exc)})", file=sys.stderr, flush=True)
+                  f"retrying ({first_line(exc) or type(exc).__name__})", file=sys.stderr,
+                  flush=True)
             return False
         except Exception:
             # Whatever happened, the table is the truth: resume from what it holds.

@@ -107,8 +107,9 @@ def cmd_batch_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+    from shared.errors import first_line
+
+    return f"{type(exc).__name__}: {first_line(exc)}"[:300]
 
 
 def _batch_run_once(settings: Settings, spark: SparkSession, topic: str | None

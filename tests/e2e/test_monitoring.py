@@ -28,7 +28,12 @@ from concord.metrics import exporter_service
 from concord.stack import start_exporter
 from harness.stack import own_home
 from infra.kafka import ensure_topic
-from infra.monitoring import prometheus_api, prometheus_service, start_prometheus
+from infra.monitoring import (
+    prometheus_api,
+    prometheus_service,
+    prometheus_targets,
+    start_prometheus,
+)
 from infra.processes import free_port
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
@@ -102,12 +107,8 @@ def test_prometheus_sees_every_part_and_fires_when_the_speed_job_stops(
         assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
 
         # Every target up.
-        def targets() -> dict[str, str]:
-            active = prometheus_api(settings, "/api/v1/targets")["activeTargets"]
-            return {t["labels"]["job"]: t["health"] for t in active}
-
         wait_for("every target scraped and up",
-                 lambda: targets() == dict.fromkeys(JOBS, "up"), 120)
+                 lambda: prometheus_targets(settings) == dict.fromkeys(JOBS, "up"), 120)
 
         # The platform's own figures, as the exporter read them.
         wait_for("the exporter's figures after the batch run and the reconcile", lambda: value(
