@@ -137,7 +137,11 @@ def test_prometheus_sees_every_part_and_fires_when_the_speed_job_stops(
                       f'"{settings.topic}"' + "}") >= 3000
         assert number(settings, 'count({job="trino"})') > 100
         assert number(settings, "trino_execution_name_QueryManager_CompletedQueries") > 0
-        assert value(settings, 'count(ALERTS{alertstate="firing"})') is None  # all quiet
+        # Nothing is down yet. (Other alerts may rightly fire here: the burst's 5% of
+        # malformed messages sits at the reject-rate threshold, and a loaded box can hold
+        # freshness above 5 s for the test's 5 s `for:`.)
+        assert value(settings, 'count(ALERTS{alertname="ConcordComponentDown", '
+                     'alertstate="firing"})') is None
 
         # The speed job stops: Prometheus sees the target and the component go down, and
         # after `for:` the alert fires; `concord status` shows it.
