@@ -613,6 +613,30 @@ def _peek(queues: dict[int, deque[Message]], stream: Iterator[Message],
     return None
 
 
+def _where(settings: Settings, missing: list[tuple[int, int]]) -> list[str]:
+    """Missing (partition, offset)s as contiguous ranges, each with the ingest runs of
+    lake.meta.ingest_runs whose offset range holds it (status, records read of the range):
+    where to look when a record is in Kafka and in neither raw table."""
+    from shared.bookkeeping import ingest_ledger
+
+    spans: list[list[int]] = []
+    for p, o in missing:
+        if spans and spans[-1][0] == p and spans[-1][2] == o - 1:
+            spans[-1][2] = o
+        else:
+            spans.append([p, o, o])
+    ledger = ingest_ledger(settings, settings.topic)
+    out = []
+    for p, lo, hi in spans:
+        runs = [f"run {r['run_id']} {r['status']} [{r['start_offset']}, {r['end_offset']}) "
+                f"read {r['records']}" for r in sorted(ledger, key=lambda r: r["run_id"])
+                if r["kafka_partition"] == p and r["start_offset"] <= hi
+                and r["end_offset"] > lo]
+        out.append(f"p{p} offsets {lo}..{hi} ({hi - lo + 1}): " + ("; ".join(runs) or
+                                                                   "in no ingest run"))
+    return out
+
+
 @dataclass
 class Report:
     faults: list[Fault]
@@ -626,6 +650,7 @@ class Report:
     serving_windows: int = 0
     unplanned: list[str] = field(default_factory=list)
     reconcile: dict[str, Any] = field(default_factory=dict)
+    lost_where: list[str] = field(default_factory=list)  # where missing records lie
 
     def check_lake(self, settings: Settings) -> None:
         raw = DeltaTable(settings.table_uri("raw", "trades")).to_pyarrow_table(
@@ -643,11 +668,15 @@ class Report:
                                                       want.price, want.qty, want.side, want.ts):
                 self.wrong += 1
         self.duplicated = sum(n - 1 for n in got.values() if n > 1)
-        self.lost = sum(1 for at in self.oracle.trades if at not in got)
+        missing = sorted(at for at in self.oracle.trades if at not in got)
+        self.lost = len(missing)
+        self.lost_where = _where(settings, missing)
         rejects = DeltaTable(settings.table_uri("raw", "rejects")).to_pyarrow_table(
             columns=["kafka_partition", "kafka_offset", "reason"]).to_pylist()
         reasons = {(r["kafka_partition"], r["kafka_offset"]): r["reason"] for r in rejects}
-        self.rejects_missing = sum(1 for at in self.oracle.rejected if at not in reasons)
+        missing = sorted(at for at in self.oracle.rejected if at not in reasons)
+        self.rejects_missing = len(missing)
+        self.lost_where += _where(settings, missing)
         self.rejects_wrong = sum(
             1 for at, why in self.oracle.rejected.items() if at in reasons
             and (reasons[at] == "duplicate") != (why == "duplicate")) + sum(
@@ -726,6 +755,7 @@ class Report:
             + ("PASS" if self.ok() else "FAIL"),
         ]
         out += [f"  {p}" for p in o.problems[:5]]
+        out += [f"  missing: {w}" for w in self.lost_where[:10]]
         out += [f"  unplanned: {u}" for u in self.unplanned]
         out += [f"  {f.kind} fault ({f.detail}): {f.problem}" for f in self.faults if f.problem]
         return out
