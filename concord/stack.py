@@ -31,7 +31,7 @@ from infra.monitoring import (
 from infra.processes import Service, port_in_use, rss_bytes
 from infra.services import (
     KAFKA_VERSION,
-    kafka_service,
+    kafka_services,
     start_kafka,
     start_trino,
     trino_info,
@@ -56,14 +56,17 @@ def start_exporter(settings: Settings) -> int:
         ready=lambda: port_in_use(settings.metrics_port), timeout_s=60)
 
 
-Server = tuple[str, Callable[[Settings], Service], Callable[[Settings], int]]
+# (name, its processes, start): `start` starts those not running and waits until the
+# server is healthy.
+Server = tuple[str, Callable[[Settings], list[Service]], Callable[[Settings], int]]
 
 
 def _servers(settings: Settings) -> list[Server]:
-    """(name, service, start) of each engine server this machine runs, in start order."""
+    """Each engine server this machine runs, in start order."""
     return [server for server, managed in (
-        (("kafka", kafka_service, start_kafka), settings.manages_kafka),
-        (("trino", trino_service, start_trino), settings.manages_trino)) if managed]
+        (("kafka", kafka_services, start_kafka), settings.manages_kafka),
+        (("trino", lambda s: [trino_service(s)], start_trino), settings.manages_trino))
+        if managed]
 
 
 def _monitors(settings: Settings) -> list[Server]:
@@ -71,8 +74,8 @@ def _monitors(settings: Settings) -> list[Server]:
     the schemas they report on exist."""
     if not settings.monitoring:
         return []
-    return [("exporter", exporter_service, start_exporter),
-            ("prometheus", prometheus_service, start_prometheus)]
+    return [("exporter", lambda s: [exporter_service(s)], start_exporter),
+            ("prometheus", lambda s: [prometheus_service(s)], start_prometheus)]
 
 
 def up(settings: Settings) -> UpReport:
@@ -94,8 +97,8 @@ def up(settings: Settings) -> UpReport:
     servers, monitors = _servers(settings), _monitors(settings)
 
     def start_all(which: list[Server]) -> None:
-        for name, service, start in which:
-            if service(settings).pid() is None:
+        for name, services, start in which:
+            if any(service.pid() is None for service in services(settings)):
                 start(settings)
                 started.append(name)
             else:
@@ -107,9 +110,10 @@ def up(settings: Settings) -> UpReport:
         ensure_schemas(settings)
         start_all(monitors)
     except BaseException:
-        for name, service, _ in reversed(servers + monitors):
+        for name, services, _ in reversed(servers + monitors):
             if name in started:
-                service(settings).stop()
+                for service in services(settings):
+                    service.stop()
         raise
     return UpReport(started, already, topic_created, time.monotonic() - t0)
 
@@ -120,7 +124,7 @@ def down(settings: Settings) -> list[str]:
     (it may have been on at `up`)."""
     stopped = []
     for svc in (prometheus_service(settings), exporter_service(settings),
-                trino_service(settings), kafka_service(settings)):
+                trino_service(settings), *kafka_services(settings)):
         if svc.stop():
             stopped.append(svc.name)
     return stopped
@@ -130,22 +134,27 @@ def status(settings: Settings, *, monitoring: bool = True) -> list[dict[str, Any
     """One entry per component: pid, port, health, version, resident memory; with
     `monitoring` (and CONCORD_MONITORING on) the exporter and Prometheus too."""
     rows: list[dict[str, Any]] = []
-    kafka_svc = kafka_service(settings)
-    pid = kafka_svc.pid() if settings.manages_kafka else None
     try:
         healthy = kafka.ready(settings)
+        registered = kafka.brokers(settings) if settings.kafka_brokers > 1 else []
     except Exception:  # noqa: BLE001 - any failure of the probe is "not healthy"
-        healthy = False
-    rows.append({
-        "component": "kafka",
-        "managed": settings.manages_kafka,
-        "pid": pid,
-        "endpoint": settings.bootstrap_servers,
-        "healthy": healthy,
-        "version": KAFKA_VERSION if settings.manages_kafka else None,
-        "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
-        "log": str(kafka_svc.log_file.parent),
-    })
+        healthy, registered = False, []
+    for node, kafka_svc in enumerate(kafka_services(settings), start=1):
+        pid = kafka_svc.pid() if settings.manages_kafka else None
+        cluster = settings.kafka_brokers > 1
+        rows.append({
+            "component": kafka_svc.name,
+            "managed": settings.manages_kafka,
+            "pid": pid,
+            "endpoint": (f"127.0.0.1:{settings.kafka_node_ports(node)[0]}" if cluster
+                         else settings.bootstrap_servers),
+            # A cluster's node is healthy when it runs and is registered.
+            "healthy": (healthy and pid is not None and node in registered) if cluster
+            else healthy,
+            "version": KAFKA_VERSION if settings.manages_kafka else None,
+            "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
+            "log": str(kafka_svc.log_file.parent),
+        })
     trino = trino_service(settings)
     pid = trino.pid() if settings.manages_trino else None
     try:

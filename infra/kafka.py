@@ -163,6 +163,33 @@ def ready(settings: Settings) -> bool:
         client.close()
 
 
+def brokers(settings: Settings, timeout_s: float = 5.0) -> list[int]:
+    """The ids of the brokers the cluster's metadata lists now."""
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient({**librdkafka_config(settings), "client.id": "concord-probe"})
+    return sorted(client.list_topics(timeout=timeout_s).brokers)
+
+
+def wait_for_brokers(settings: Settings, n: int, timeout_s: float) -> None:
+    """Wait until `n` brokers are registered (a multi-node KRaft cluster forms once a
+    controller majority runs); raise a clear error after `timeout_s`."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    seen: list[int] = []
+    while time.monotonic() < deadline:
+        try:
+            seen = brokers(settings)
+        except Exception:  # noqa: BLE001 - not formed yet: ask again
+            seen = []
+        if len(seen) >= n:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"Kafka: {len(seen)} of {n} brokers registered after {timeout_s:.0f} s "
+                       f"(ids {seen}); see the brokers' logs under $CONCORD_HOME/logs/kafka-*")
+
+
 def ensure_topic(settings: Settings, topic: str, partitions: int) -> bool:
     """Create `topic` if missing; False when it existed already."""
     from kafka.admin import NewTopic
@@ -173,7 +200,7 @@ def ensure_topic(settings: Settings, topic: str, partitions: int) -> bool:
         if topic in client.list_topics():
             return False
         try:
-            client.create_topics([NewTopic(topic, partitions, 1)])
+            client.create_topics([NewTopic(topic, partitions, settings.kafka_replication)])
         except TopicAlreadyExistsError:
             return False
         return True

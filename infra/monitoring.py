@@ -67,7 +67,9 @@ def scrape_configs(settings: Settings, secrets: Path) -> list[dict[str, Any]]:
             job("concord", settings.metrics_port),
             job("flink", settings.flink_metrics_port)]
     if settings.manages_kafka:
-        jobs.append(job("kafka", settings.kafka_metrics_port))
+        jobs.append({"job_name": "kafka", "static_configs": [{"targets": [
+            f"127.0.0.1:{settings.kafka_node_metrics_port(n)}"
+            for n in range(1, settings.kafka_brokers + 1)]}]})
     if settings.manages_trino:
         # Trino renders ~6,700 series per scrape: every 30 s at most, so that watching it
         # is not a load of its own on a small box.
@@ -143,13 +145,14 @@ def prometheus_alerts(settings: Settings) -> list[dict[str, str]]:
             for a in prometheus_api(settings, "/api/v1/alerts")["alerts"]]
 
 
-def kafka_agent_options(settings: Settings) -> list[str]:
-    """The JVM option that makes the broker serve its MBeans on 127.0.0.1 (none when
-    monitoring is off)."""
+def kafka_agent_options(settings: Settings, node: int = 1) -> list[str]:
+    """The JVM option that makes the broker `node` serve its MBeans on 127.0.0.1 (none
+    when monitoring is off)."""
     if not settings.monitoring:
         return []
     agent = artifacts.jmx_agent_jar(settings)
-    return [f"-javaagent:{agent}=127.0.0.1:{settings.kafka_metrics_port}:{KAFKA_JMX_CONFIG}"]
+    port = settings.kafka_node_metrics_port(node)
+    return [f"-javaagent:{agent}=127.0.0.1:{port}:{KAFKA_JMX_CONFIG}"]
 
 
 def flink_reporter_options(settings: Settings) -> dict[str, str]:

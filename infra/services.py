@@ -21,7 +21,7 @@ from typing import Any
 from infra import artifacts, kafka
 from infra.java import java17, java_for_trino
 from infra.monitoring import kafka_agent_options
-from infra.processes import Service, ServiceError
+from infra.processes import Service, ServiceError, port_in_use
 from infra.security import cert_file, password, trino_security_config, write_private
 from shared.config import Settings
 
@@ -29,14 +29,21 @@ INFRA = Path(__file__).resolve().parent
 KAFKA_VERSION = "4.3.1"
 
 
-def kafka_service(settings: Settings) -> Service:
+def kafka_service(settings: Settings, node: int = 1) -> Service:
+    """The local broker `node` (1-based): "kafka" alone, "kafka-N" in the cluster profile."""
+    name = "kafka" if settings.kafka_brokers == 1 else f"kafka-{node}"
     return Service(
-        "kafka",
+        name,
         settings.run_dir,
-        settings.log_dir / "kafka" / "stdout.log",
-        (settings.kafka_port, settings.kafka_controller_port,
-         *((settings.kafka_metrics_port,) if settings.monitoring else ())),
+        settings.log_dir / name / "stdout.log",
+        (*settings.kafka_node_ports(node),
+         *((settings.kafka_node_metrics_port(node),) if settings.monitoring else ())),
     )
+
+
+def kafka_services(settings: Settings) -> list[Service]:
+    """Every local broker, node 1 first."""
+    return [kafka_service(settings, n) for n in range(1, settings.kafka_brokers + 1)]
 
 
 def trino_service(settings: Settings) -> Service:
@@ -49,23 +56,33 @@ def trino_service(settings: Settings) -> Service:
 # --- Kafka -------------------------------------------------------------------------------
 
 
-def _kafka_config(settings: Settings) -> Path:
-    conf_dir = settings.data_dir / "kafka" / "config"
+def _kafka_dir(settings: Settings, node: int) -> Path:
+    return settings.data_dir / ("kafka" if settings.kafka_brokers == 1 else f"kafka-{node}")
+
+
+def _kafka_config(settings: Settings, node: int = 1) -> Path:
+    conf_dir = _kafka_dir(settings, node) / "config"
     conf_dir.mkdir(parents=True, exist_ok=True)
-    log_dirs = settings.data_dir / "kafka" / "logs"
+    port, controller_port = settings.kafka_node_ports(node)
+    nodes = range(1, settings.kafka_brokers + 1)
     text = Template((INFRA / "kafka" / "server.properties.template").read_text()).substitute(
-        port=settings.kafka_port,
-        controller_port=settings.kafka_controller_port,
-        log_dirs=log_dirs,
+        node_id=node,
+        quorum=",".join(f"127.0.0.1:{settings.kafka_node_ports(n)[1]}" for n in nodes),
+        port=port,
+        controller_port=controller_port,
+        log_dirs=_kafka_dir(settings, node) / "logs",
         partitions=settings.topic_partitions,
+        replication=settings.kafka_replication,
+        # Acknowledged means on two of three replicas; one broker down loses nothing.
+        min_isr=min(2, settings.kafka_replication),
     )
     props = conf_dir / "server.properties"
     props.write_text(text)
     return props
 
 
-def _kafka_java(settings: Settings, main: str, *args: str, agent: Sequence[str] = ()
-                ) -> list[str]:
+def _kafka_java(settings: Settings, main: str, *args: str, agent: Sequence[str] = (),
+                node: int = 1) -> list[str]:
     classpath = str(artifacts.engine_dir(settings, "kafka") / "*")
     artifacts.jars(settings, "kafka")  # raises a clear error when setup has not run
     return [
@@ -79,7 +96,7 @@ def _kafka_java(settings: Settings, main: str, *args: str, agent: Sequence[str] 
         f"-Dlog4j2.configurationFile={INFRA / 'kafka' / 'log4j2.properties'}",
         # log4j2's own shutdown hook races Kafka's and loses the last log lines.
         "-Dlog4j2.shutdownHookEnabled=false",
-        f"-Dkafka.logs.dir={settings.log_dir / 'kafka'}",
+        f"-Dkafka.logs.dir={kafka_service(settings, node).log_file.parent}",
         "-cp",
         classpath,
         main,
@@ -87,14 +104,39 @@ def _kafka_java(settings: Settings, main: str, *args: str, agent: Sequence[str] 
     ]
 
 
-def _format_kafka_storage(settings: Settings, props: Path) -> None:
-    """Format the KRaft log dir once (a formatted dir has meta.properties)."""
-    if (settings.data_dir / "kafka" / "logs" / "meta.properties").exists():
+def _kafka_ids(settings: Settings) -> dict[str, Any]:
+    """The cluster id and, for each node, its log directory's id: made once and kept in
+    the data folder, so that every node is formatted for the same controller quorum."""
+    path = settings.data_dir / "kafka-cluster.json"
+    if path.exists():
+        ids: dict[str, Any] = json.loads(path.read_text())
+        return ids
+    ids = {"cluster_id": _kafka_cluster_id(),
+           "directories": {str(n): _kafka_cluster_id()
+                           for n in range(1, settings.kafka_brokers + 1)}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ids))
+    return ids
+
+
+def _format_kafka_storage(settings: Settings, props: Path, node: int = 1) -> None:
+    """Format the KRaft log dir once (a formatted dir has meta.properties): a single
+    node as its own quorum (--standalone); in the cluster profile, every node with the
+    same initial controllers, each its own directory id."""
+    if (_kafka_dir(settings, node) / "logs" / "meta.properties").exists():
         return
-    cluster_id = _kafka_cluster_id()
+    if settings.kafka_brokers == 1:
+        quorum = ["--standalone"]
+        cluster_id = _kafka_cluster_id()
+    else:
+        ids = _kafka_ids(settings)
+        cluster_id = ids["cluster_id"]
+        quorum = ["--initial-controllers", ",".join(
+            f"{n}@127.0.0.1:{settings.kafka_node_ports(n)[1]}:{ids['directories'][str(n)]}"
+            for n in range(1, settings.kafka_brokers + 1))]
     cmd = _kafka_java(
-        settings, "kafka.tools.StorageTool", "format", "--standalone",
-        "-t", cluster_id, "-c", str(props),
+        settings, "kafka.tools.StorageTool", "format", *quorum,
+        "-t", cluster_id, "-c", str(props), node=node,
     )
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -116,16 +158,32 @@ def _kafka_cluster_id() -> str:
 
 
 def start_kafka(settings: Settings) -> int:
-    props = _kafka_config(settings)
-    _format_kafka_storage(settings, props)
+    """Start every local broker that is not running, and wait until the brokers serve
+    (in the cluster profile: all of them registered; a quorum needs two of the three
+    controllers, so the nodes start together and are waited for together)."""
     env = {**os.environ, "JAVA_HOME": str(java17(settings).home)}
-    return kafka_service(settings).start(
-        _kafka_java(settings, "kafka.Kafka", str(props), agent=kafka_agent_options(settings)),
-        env=env,
-        cwd=settings.data_dir / "kafka",
-        ready=lambda: kafka.ready(settings),
-        timeout_s=90,
-    )
+    pids = []
+    for node, service in enumerate(kafka_services(settings), start=1):
+        if service.pid() is not None:
+            continue
+        props = _kafka_config(settings, node)
+        _format_kafka_storage(settings, props, node)
+        controller = settings.kafka_node_ports(node)[1]
+        single = settings.kafka_brokers == 1
+        pids.append(service.start(
+            _kafka_java(settings, "kafka.Kafka", str(props),
+                        agent=kafka_agent_options(settings, node), node=node),
+            env=env,
+            cwd=_kafka_dir(settings, node),
+            # One node: ready when it serves. Several: when its controller listens (the
+            # cluster is waited for below, once every node runs).
+            ready=(lambda: kafka.ready(settings)) if single
+            else (lambda port=controller: port_in_use(port)),  # type: ignore[misc]
+            timeout_s=90,
+        ))
+    if settings.kafka_brokers > 1:
+        kafka.wait_for_brokers(settings, settings.kafka_brokers, timeout_s=120)
+    return pids[0] if pids else (kafka_service(settings).pid() or 0)
 
 
 # --- Trino -------------------------------------------------------------------------------

@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         "Production: an object store URI such as s3://bucket/lake.",
     )
 
+    # --- profile -----------------------------------------------------------------------
+    profile: Literal["local", "cluster"] = Field(
+        default="local",
+        description="local: one process per engine. cluster: the engines' own distributed "
+        "modes on this host (README 'Scaling out'): 3 Kafka brokers (KRaft, replication 3, "
+        "min.insync.replicas 2); ports from CONCORD_CLUSTER_PORT_BASE.",
+    )
+    cluster_port_base: int = Field(
+        default=19000, ge=1024, le=65000,
+        description="The cluster profile's first port: its servers listen on the next 100 "
+        "(127.0.0.1 only).",
+    )
+
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
         default=None,
@@ -210,8 +223,34 @@ class Settings(BaseSettings):
 
     # --- derived values ---------------------------------------------------------------------
     @property
+    def kafka_brokers(self) -> int:
+        """Brokers `concord up` runs: 3 in the cluster profile, else 1."""
+        return 3 if self.profile == "cluster" else 1
+
+    def kafka_node_ports(self, node: int) -> tuple[int, int]:
+        """(broker port, controller port) of the local broker `node` (1-based)."""
+        if self.profile == "cluster":
+            return self.cluster_port_base + node - 1, self.cluster_port_base + 10 + node - 1
+        return self.kafka_port, self.kafka_controller_port
+
+    def kafka_node_metrics_port(self, node: int) -> int:
+        """Where the local broker `node`'s JMX exporter agent serves its metrics."""
+        if self.profile == "cluster":
+            return self.cluster_port_base + 20 + node - 1
+        return self.kafka_metrics_port
+
+    @property
+    def kafka_replication(self) -> int:
+        """Replication factor of the topics the platform creates (the local brokers';
+        an external cluster's default, 1 unless CONCORD_PROFILE says otherwise)."""
+        return self.kafka_brokers
+
+    @property
     def bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        return ",".join(f"127.0.0.1:{self.kafka_node_ports(n)[0]}"
+                        for n in range(1, self.kafka_brokers + 1))
 
     @property
     def trino_endpoint(self) -> str:
