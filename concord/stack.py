@@ -19,6 +19,7 @@ from typing import Any
 
 from concord.metrics import exporter_service
 from infra import artifacts, kafka
+from infra.cluster import spark_services, start_spark
 from infra.java import java17, java_for_trino
 from infra.monitoring import (
     prometheus_alerts,
@@ -62,9 +63,12 @@ Server = tuple[str, Callable[[Settings], list[Service]], Callable[[Settings], in
 
 
 def _servers(settings: Settings) -> list[Server]:
-    """Each engine server this machine runs, in start order."""
+    """Each engine server this machine runs, in start order (the cluster profile's
+    engine clusters too: infra.cluster)."""
+    cluster = settings.profile == "cluster"
     return [server for server, managed in (
         (("kafka", kafka_services, start_kafka), settings.manages_kafka),
+        (("spark", spark_services, start_spark), cluster),
         (("trino", lambda s: [trino_service(s)], start_trino), settings.manages_trino))
         if managed]
 
@@ -124,7 +128,8 @@ def down(settings: Settings) -> list[str]:
     (it may have been on at `up`)."""
     stopped = []
     for svc in (prometheus_service(settings), exporter_service(settings),
-                trino_service(settings), *kafka_services(settings)):
+                trino_service(settings), *reversed(spark_services(settings)),
+                *kafka_services(settings)):
         if svc.stop():
             stopped.append(svc.name)
     return stopped
@@ -173,8 +178,23 @@ def status(settings: Settings, *, monitoring: bool = True) -> list[dict[str, Any
         "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
         "log": str(trino.log_file.parent),
     })
+    if settings.profile == "cluster":
+        rows += cluster_status(settings)
     if monitoring and settings.monitoring:
         rows += monitoring_status(settings)
+    return rows
+
+
+def cluster_status(settings: Settings) -> list[dict[str, Any]]:
+    """The cluster profile's Spark master and workers: running, listening."""
+    rows = []
+    for svc in spark_services(settings):
+        pid = svc.pid()
+        rows.append({"component": svc.name, "managed": True, "pid": pid,
+                     "endpoint": f"127.0.0.1:{svc.ports[0]} (web UI {svc.ports[1]})",
+                     "healthy": pid is not None and all(port_in_use(p) for p in svc.ports),
+                     "version": None, "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
+                     "log": str(svc.log_file.parent)})
     return rows
 
 

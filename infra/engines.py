@@ -15,6 +15,9 @@ from infra import artifacts
 from infra.java import java17
 from shared.config import Settings
 
+# An executor's heap on a standalone cluster (each worker offers 1 core and 1536 MB).
+SPARK_EXECUTOR_MEMORY = "1g"
+
 if TYPE_CHECKING:
     from pyflink.table import TableEnvironment
     from pyspark.sql import SparkSession
@@ -44,7 +47,7 @@ def spark_session(settings: Settings, app_name: str = "concord") -> SparkSession
     local_dirs = settings.data_dir / "spark"
     local_dirs.mkdir(parents=True, exist_ok=True)
     builder = (
-        SparkSession.builder.master(settings.spark_master)
+        SparkSession.builder.master(settings.spark_master_url)
         .appName(app_name)
         .config("spark.jars", ",".join(jar_paths))
         .config("spark.driver.extraClassPath", os.pathsep.join(jar_paths))
@@ -69,6 +72,10 @@ def spark_session(settings: Settings, app_name: str = "concord") -> SparkSession
         # Exactness: fail instead of silently producing NULL on decimal overflow.
         .config("spark.sql.ansi.enabled", "true")
     )
+    if settings.spark_master_url.startswith("spark://"):
+        # A standalone cluster: one single-core executor per worker (infra.cluster).
+        builder = (builder.config("spark.executor.memory", SPARK_EXECUTOR_MEMORY)
+                   .config("spark.executor.cores", "1"))
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session

@@ -8,6 +8,7 @@ external service is used and not started here.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -178,7 +179,7 @@ def start_kafka(settings: Settings) -> int:
             # One node: ready when it serves. Several: when its controller listens (the
             # cluster is waited for below, once every node runs).
             ready=(lambda: kafka.ready(settings)) if single
-            else (lambda port=controller: port_in_use(port)),  # type: ignore[misc]
+            else functools.partial(port_in_use, controller),
             timeout_s=90,
         ))
     if settings.kafka_brokers > 1:

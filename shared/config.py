@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         default="local",
         description="local: one process per engine. cluster: the engines' own distributed "
         "modes on this host (README 'Scaling out'): 3 Kafka brokers (KRaft, replication 3, "
-        "min.insync.replicas 2); ports from CONCORD_CLUSTER_PORT_BASE.",
+        "min.insync.replicas 2), a Spark standalone master with 2 workers; ports from "
+        "CONCORD_CLUSTER_PORT_BASE.",
     )
     cluster_port_base: int = Field(
         default=19000, ge=1024, le=65000,
@@ -251,6 +252,14 @@ class Settings(BaseSettings):
             return self.kafka_bootstrap
         return ",".join(f"127.0.0.1:{self.kafka_node_ports(n)[0]}"
                         for n in range(1, self.kafka_brokers + 1))
+
+    @property
+    def spark_master_url(self) -> str:
+        """The Spark master jobs go to: CONCORD_SPARK_MASTER, or in the cluster profile
+        (CONCORD_SPARK_MASTER left at local[2]) its standalone master."""
+        if self.profile == "cluster" and self.spark_master == "local[2]":
+            return f"spark://127.0.0.1:{self.cluster_port_base + 30}"
+        return self.spark_master
 
     @property
     def trino_endpoint(self) -> str:

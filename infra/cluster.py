@@ -1,0 +1,106 @@
+"""The cluster profile's engine clusters (CONCORD_PROFILE=cluster), all on 127.0.0.1.
+
+The Kafka brokers are infra.services' (three nodes of one KRaft quorum). Here: a Spark
+standalone master and SPARK_WORKERS workers, started from pyspark's own launcher
+(`bin/spark-class`, the classes Spark's `sbin` scripts run), each worker offering one
+core and 1536 MB to executors; `concord batch ...` then runs on it
+(Settings.spark_master_url, infra.engines: one 1 GB single-core executor per worker).
+Sized for a 2-core / 24 GiB box: the point is the distributed mode working, not speed.
+
+Ports, from CONCORD_CLUSTER_PORT_BASE (B): Kafka brokers B..B+2, controllers B+10..,
+agents B+20..; Spark master B+30, its web UI B+31, worker n B+30+2n and B+31+2n.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+from infra.java import java17
+from infra.processes import Service, port_in_use
+from shared.config import Settings
+
+SPARK_WORKERS = 2
+SPARK_DAEMON_MEMORY = "384m"  # the master's and each worker's own heap
+SPARK_WORKER_MEMORY = "1536m"  # what a worker offers its executors
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def _spark_ports(settings: Settings, worker: int = 0) -> tuple[int, int]:
+    """(port, web UI port) of the master (worker 0) or of worker n."""
+    base = settings.cluster_port_base + 30 + 2 * worker
+    return base, base + 1
+
+
+def spark_master_service(settings: Settings) -> Service:
+    return Service("spark-master", settings.run_dir,
+                   settings.log_dir / "spark-master" / "stdout.log", _spark_ports(settings))
+
+
+def spark_worker_service(settings: Settings, worker: int) -> Service:
+    return Service(f"spark-worker-{worker}", settings.run_dir,
+                   settings.log_dir / f"spark-worker-{worker}" / "stdout.log",
+                   _spark_ports(settings, worker))
+
+
+def spark_services(settings: Settings) -> list[Service]:
+    return [spark_master_service(settings),
+            *(spark_worker_service(settings, n) for n in range(1, SPARK_WORKERS + 1))]
+
+
+def _spark_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "JAVA_HOME": str(java17(settings).home),
+            "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_DAEMON_MEMORY": SPARK_DAEMON_MEMORY,
+            "SPARK_LOG_DIR": str(settings.log_dir / "spark-cluster")}
+
+
+def spark_workers_alive(settings: Settings) -> int:
+    """Workers the master lists as ALIVE (its web UI's JSON)."""
+    url = f"http://127.0.0.1:{_spark_ports(settings)[1]}/json/"
+    with urllib.request.urlopen(url, timeout=3) as resp:
+        state = json.loads(resp.read())
+    return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
+
+
+def _registered(settings: Settings, workers: int) -> bool:
+    return spark_workers_alive(settings) >= workers
+
+
+def start_spark(settings: Settings) -> int:
+    """Start the master and the workers that are not running; wait until every worker
+    has registered with the master."""
+    spark_class = str(spark_home() / "bin" / "spark-class")
+    env = _spark_env(settings)
+    master, master_ui = _spark_ports(settings)
+    master_svc = spark_master_service(settings)
+    pid = master_svc.pid()
+    if pid is None:
+        pid = master_svc.start(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+             "--port", str(master), "--webui-port", str(master_ui)],
+            env=env, cwd=settings.data_dir, ready=lambda: port_in_use(master_ui),
+            timeout_s=90)
+    for n in range(1, SPARK_WORKERS + 1):
+        svc = spark_worker_service(settings, n)
+        if svc.pid() is not None:
+            continue
+        port, ui = _spark_ports(settings, n)
+        work = settings.data_dir / f"spark-worker-{n}"
+        work.mkdir(parents=True, exist_ok=True)
+        svc.start(
+            [spark_class, "org.apache.spark.deploy.worker.Worker",
+             f"spark://127.0.0.1:{master}", "--host", "127.0.0.1", "--port", str(port),
+             "--webui-port", str(ui), "--cores", "1", "--memory", SPARK_WORKER_MEMORY,
+             "--work-dir", str(work)],
+            env=env, cwd=work, ready=functools.partial(_registered, settings, n),
+            timeout_s=90)
+    return pid

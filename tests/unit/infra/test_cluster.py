@@ -1,0 +1,23 @@
+"""infra.cluster: the cluster profile's servers, their ports and where jobs go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infra.cluster import SPARK_WORKERS, spark_services
+from shared.config import Settings
+
+
+def test_spark_jobs_go_to_the_standalone_master_in_the_cluster_profile(tmp_path: Path) -> None:
+    local = Settings(home=tmp_path)
+    assert local.spark_master_url == "local[2]"
+    cluster = Settings(home=tmp_path, profile="cluster", cluster_port_base=30000)
+    assert cluster.spark_master_url == "spark://127.0.0.1:30030"
+    # An explicit master wins over the profile's.
+    assert Settings(home=tmp_path, profile="cluster",
+                    spark_master="spark://example:7077").spark_master_url == "spark://example:7077"
+    services = spark_services(cluster)
+    assert [s.name for s in services] == ["spark-master", "spark-worker-1", "spark-worker-2"]
+    assert len(services) == SPARK_WORKERS + 1
+    ports = [p for s in services for p in s.ports]
+    assert ports == list(range(30030, 30036)) and len(set(ports)) == len(ports)
