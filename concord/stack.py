@@ -19,7 +19,12 @@ from typing import Any
 
 from concord.metrics import exporter_service
 from infra import artifacts, kafka
-from infra.cluster import spark_services, start_spark
+from infra.cluster import (
+    spark_services,
+    start_spark,
+    start_trino_worker,
+    trino_worker_service,
+)
 from infra.java import java17, java_for_trino
 from infra.monitoring import (
     prometheus_alerts,
@@ -69,7 +74,9 @@ def _servers(settings: Settings) -> list[Server]:
     return [server for server, managed in (
         (("kafka", kafka_services, start_kafka), settings.manages_kafka),
         (("spark", spark_services, start_spark), cluster),
-        (("trino", lambda s: [trino_service(s)], start_trino), settings.manages_trino))
+        (("trino", lambda s: [trino_service(s)], start_trino), settings.manages_trino),
+        (("trino-worker", lambda s: [trino_worker_service(s)], start_trino_worker),
+         cluster and settings.manages_trino))
         if managed]
 
 
@@ -128,7 +135,8 @@ def down(settings: Settings) -> list[str]:
     (it may have been on at `up`)."""
     stopped = []
     for svc in (prometheus_service(settings), exporter_service(settings),
-                trino_service(settings), *reversed(spark_services(settings)),
+                trino_worker_service(settings), trino_service(settings),
+                *reversed(spark_services(settings)),
                 *kafka_services(settings)):
         if svc.stop():
             stopped.append(svc.name)
@@ -186,12 +194,13 @@ def status(settings: Settings, *, monitoring: bool = True) -> list[dict[str, Any
 
 
 def cluster_status(settings: Settings) -> list[dict[str, Any]]:
-    """The cluster profile's Spark master and workers: running, listening."""
+    """The cluster profile's Spark master and workers, Trino worker: running, listening."""
     rows = []
-    for svc in spark_services(settings):
+    for svc in (*spark_services(settings), trino_worker_service(settings)):
         pid = svc.pid()
         rows.append({"component": svc.name, "managed": True, "pid": pid,
-                     "endpoint": f"127.0.0.1:{svc.ports[0]} (web UI {svc.ports[1]})",
+                     "endpoint": f"127.0.0.1:{svc.ports[0]}" + (
+                         f" (web UI {svc.ports[1]})" if len(svc.ports) > 1 else ""),
                      "healthy": pid is not None and all(port_in_use(p) for p in svc.ports),
                      "version": None, "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
                      "log": str(svc.log_file.parent)})

@@ -7,20 +7,30 @@ core and 1536 MB to executors; `concord batch ...` then runs on it
 (Settings.spark_master_url, infra.engines: one 1 GB single-core executor per worker).
 Sized for a 2-core / 24 GiB box: the point is the distributed mode working, not speed.
 
+A Trino worker beside the coordinator (which then only plans and schedules:
+node-scheduler.include-coordinator=false), same catalog, internal traffic signed with
+the coordinator's shared secret.
+
 Ports, from CONCORD_CLUSTER_PORT_BASE (B): Kafka brokers B..B+2, controllers B+10..,
-agents B+20..; Spark master B+30, its web UI B+31, worker n B+30+2n and B+31+2n.
+agents B+20..; Spark master B+30, its web UI B+31, worker n B+30+2n and B+31+2n; the
+Trino worker B+40.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
+import ssl
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from infra.java import java17
+from infra.java import java17, java_for_trino
 from infra.processes import Service, port_in_use
+from infra.security import cert_file, internal_secret, password, write_private
+from infra.services import trino_command, write_catalog
 from shared.config import Settings
 
 SPARK_WORKERS = 2
@@ -104,3 +114,60 @@ def start_spark(settings: Settings) -> int:
             env=env, cwd=work, ready=functools.partial(_registered, settings, n),
             timeout_s=90)
     return pid
+
+
+# --- Trino: a worker beside the coordinator ---------------------------------------------
+
+TRINO_WORKER_HEAP = "2G"
+
+
+def trino_worker_service(settings: Settings) -> Service:
+    return Service("trino-worker", settings.run_dir,
+                   settings.log_dir / "trino-worker" / "server.log",
+                   (settings.cluster_port_base + 40,))
+
+
+def trino_workers(settings: Settings) -> list[dict[str, Any]]:
+    """The workers the coordinator knows (GET /v1/node/worker over HTTPS as ops)."""
+    context = ssl.create_default_context(cafile=str(cert_file(settings)))
+    request = urllib.request.Request(f"{settings.trino_endpoint}/v1/node/worker")  # noqa: S310
+    auth = base64.b64encode(f"ops:{password(settings, 'ops')}".encode()).decode()
+    request.add_header("Authorization", f"Basic {auth}")
+    request.add_header("X-Trino-User", "ops")
+    with urllib.request.urlopen(request, timeout=3, context=context) as resp:  # noqa: S310
+        workers: list[dict[str, Any]] = json.loads(resp.read())
+    return workers
+
+
+def _worker_active(settings: Settings) -> bool:
+    return any(w.get("nodeId") == TRINO_WORKER_ID and w.get("state") == "active"
+               for w in trino_workers(settings))
+
+
+TRINO_WORKER_ID = "concord-worker-1"
+
+
+def start_trino_worker(settings: Settings) -> int:
+    """A Trino worker (the coordinator schedules every task on it); ready once the
+    coordinator lists it active."""
+    etc = settings.data_dir / "trino-worker" / "etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    port = trino_worker_service(settings).ports[0]
+    write_private(etc / "config.properties", (
+        "coordinator=false\n"
+        f"http-server.http.port={port}\n"
+        f"discovery.uri=http://127.0.0.1:{settings.trino_port}\n"
+        "node.bind-ip=127.0.0.1\n"
+        "node.internal-address=127.0.0.1\n"
+        "query.max-memory-per-node=1GB\n"
+        "memory.heap-headroom-per-node=512MB\n"
+        f"internal-communication.shared-secret={internal_secret(settings)}\n"
+    ).encode())
+    write_catalog(settings, etc)
+    data = settings.data_dir / "trino-worker" / "node"
+    cmd = trino_command(settings, node_id=TRINO_WORKER_ID, heap=TRINO_WORKER_HEAP, etc=etc,
+                        data=data, log_file=settings.log_dir / "trino-worker" / "trino.log")
+    env = {**os.environ, "JAVA_HOME": str(java_for_trino(settings).home)}
+    return trino_worker_service(settings).start(
+        cmd, env=env, cwd=data, ready=functools.partial(_worker_active, settings),
+        timeout_s=180, nice=settings.trino_nice)

@@ -62,6 +62,12 @@ def _internal_secret_file(settings: Settings) -> Path:
     return secrets_dir(settings) / "trino-internal.secret"
 
 
+def internal_secret(settings: Settings) -> str:
+    """The secret Trino's nodes sign their internal requests with (ensure_secrets)."""
+    ensure_secrets(settings)
+    return _internal_secret_file(settings).read_text().strip()
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Create `path` readable by its owner only (0600), atomically."""
     tmp = path.with_name(path.name + ".tmp")
@@ -173,7 +179,7 @@ def trino_security_config(settings: Settings, etc: Path) -> str:
         f"security.config-file={etc / 'rules.json'}\n"
         "security.refresh-period=10s\n"
     )
-    secret = _internal_secret_file(settings).read_text().strip()
+    secret = internal_secret(settings)
     return (
         "http-server.https.enabled=true\n"
         f"http-server.https.port={settings.trino_https_port}\n"

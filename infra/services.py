@@ -213,7 +213,9 @@ def _trino_config(settings: Settings) -> Path:
     security = trino_security_config(settings, etc)
     write_private(etc / "config.properties", (
         "coordinator=true\n"
-        "node-scheduler.include-coordinator=true\n"
+        # The cluster profile's coordinator only plans and schedules: its worker runs
+        # every task (infra.cluster).
+        f"node-scheduler.include-coordinator={str(settings.profile != 'cluster').lower()}\n"
         f"http-server.http.port={port}\n"
         f"discovery.uri=http://127.0.0.1:{port}\n"
         "node.bind-ip=127.0.0.1\n"
@@ -227,15 +229,21 @@ def _trino_config(settings: Settings) -> Path:
         "distributed-sort=false\n"
         + security
     ).encode())
+    write_catalog(settings, etc)
+    return etc
+
+
+def write_catalog(settings: Settings, etc: Path) -> None:
+    """The lake's catalog file under `etc/catalog` (every Trino node has the same)."""
     settings.lake_path.mkdir(parents=True, exist_ok=True)
     metastore = settings.data_dir / "trino" / "metastore"
     metastore.mkdir(parents=True, exist_ok=True)
+    (etc / "catalog").mkdir(parents=True, exist_ok=True)
     (etc / "catalog" / f"{settings.catalog}.properties").write_text(
         Template((INFRA / "trino" / "lake.properties.template").read_text()).substitute(
             metastore_dir=metastore
         )
     )
-    return etc
 
 
 def trino_info(settings: Settings) -> dict[str, Any]:
@@ -249,29 +257,35 @@ def trino_ready(settings: Settings) -> bool:
     return trino_info(settings).get("starting") is False
 
 
-def start_trino(settings: Settings) -> int:
+def trino_command(settings: Settings, *, node_id: str, heap: str, etc: Path, data: Path,
+                  log_file: Path) -> list[str]:
+    """The command line of a Trino node (coordinator or worker) with config in `etc`."""
     server = artifacts.trino_server_dir(settings)
-    etc = _trino_config(settings)
-    data = settings.data_dir / "trino" / "node"
     data.mkdir(parents=True, exist_ok=True)
-    jdk = java_for_trino(settings)
-    cmd = [
-        str(jdk.java),
+    return [
+        str(java_for_trino(settings).java),
         "-server",
-        f"-Xmx{settings.trino_heap}",
+        f"-Xmx{heap}",
         *TRINO_JVM_FLAGS,
         "-cp",
         str(server / "lib" / "*"),
         "-Dnode.environment=concord",
-        "-Dnode.id=concord-coordinator",
+        f"-Dnode.id={node_id}",
         f"-Dnode.data-dir={data}",
         f"-Dconfig={etc / 'config.properties'}",
         f"-Dcatalog.config-dir={etc / 'catalog'}",
         f"-Dplugin.dir={server / 'plugin'}",
-        f"-Dlog.output-file={settings.log_dir / 'trino' / 'trino.log'}",
+        f"-Dlog.output-file={log_file}",
         "io.trino.server.TrinoServer",
     ]
-    env = {**os.environ, "JAVA_HOME": str(jdk.home)}
+
+
+def start_trino(settings: Settings) -> int:
+    data = settings.data_dir / "trino" / "node"
+    cmd = trino_command(settings, node_id="concord-coordinator", heap=settings.trino_heap,
+                        etc=_trino_config(settings), data=data,
+                        log_file=settings.log_dir / "trino" / "trino.log")
+    env = {**os.environ, "JAVA_HOME": str(java_for_trino(settings).home)}
     return trino_service(settings).start(
         cmd, env=env, cwd=data, ready=lambda: trino_ready(settings), timeout_s=180,
         nice=settings.trino_nice,
