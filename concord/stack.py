@@ -20,7 +20,9 @@ from typing import Any
 from concord.metrics import exporter_service
 from infra import artifacts, kafka
 from infra.cluster import (
+    flink_services,
     spark_services,
+    start_flink,
     start_spark,
     start_trino_worker,
     trino_worker_service,
@@ -74,6 +76,7 @@ def _servers(settings: Settings) -> list[Server]:
     return [server for server, managed in (
         (("kafka", kafka_services, start_kafka), settings.manages_kafka),
         (("spark", spark_services, start_spark), cluster),
+        (("flink", flink_services, start_flink), cluster),
         (("trino", lambda s: [trino_service(s)], start_trino), settings.manages_trino),
         (("trino-worker", lambda s: [trino_worker_service(s)], start_trino_worker),
          cluster and settings.manages_trino))
@@ -136,7 +139,7 @@ def down(settings: Settings) -> list[str]:
     stopped = []
     for svc in (prometheus_service(settings), exporter_service(settings),
                 trino_worker_service(settings), trino_service(settings),
-                *reversed(spark_services(settings)),
+                *reversed(flink_services(settings)), *reversed(spark_services(settings)),
                 *kafka_services(settings)):
         if svc.stop():
             stopped.append(svc.name)
@@ -194,13 +197,15 @@ def status(settings: Settings, *, monitoring: bool = True) -> list[dict[str, Any
 
 
 def cluster_status(settings: Settings) -> list[dict[str, Any]]:
-    """The cluster profile's Spark master and workers, Trino worker: running, listening."""
+    """The cluster profile's Spark master and workers, Flink JobManager and
+    TaskManagers, Trino worker: running, listening."""
     rows = []
-    for svc in (*spark_services(settings), trino_worker_service(settings)):
+    for svc in (*spark_services(settings), *flink_services(settings),
+                trino_worker_service(settings)):
         pid = svc.pid()
         rows.append({"component": svc.name, "managed": True, "pid": pid,
-                     "endpoint": f"127.0.0.1:{svc.ports[0]}" + (
-                         f" (web UI {svc.ports[1]})" if len(svc.ports) > 1 else ""),
+                     "endpoint": (f"127.0.0.1:{svc.ports[0]}" if svc.ports else "") + (
+                         f" (web {svc.ports[1]})" if len(svc.ports) > 1 else ""),
                      "healthy": pid is not None and all(port_in_use(p) for p in svc.ports),
                      "version": None, "rss_mb": round(rss_bytes(pid) / 2**20) if pid else None,
                      "log": str(svc.log_file.parent)})

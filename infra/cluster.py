@@ -171,3 +171,177 @@ def start_trino_worker(settings: Settings) -> int:
     return trino_worker_service(settings).start(
         cmd, env=env, cwd=data, ready=functools.partial(_worker_active, settings),
         timeout_s=180, nice=settings.trino_nice)
+
+
+# --- Flink: a session cluster (a JobManager and FLINK_TASKMANAGERS TaskManagers) -------
+
+FLINK_TASKMANAGERS = 2
+FLINK_SLOTS = 2  # per TaskManager: one TaskManager alone can hold a parallelism-2 job
+JOB_NAME = "concord-speed"
+
+
+def pyflink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+def flink_rest_port(settings: Settings) -> int:
+    return settings.cluster_port_base + 51
+
+
+def flink_jobmanager_service(settings: Settings) -> Service:
+    return Service("flink-jobmanager", settings.run_dir,
+                   settings.log_dir / "flink-jobmanager" / "stdout.log",
+                   (settings.cluster_port_base + 50, flink_rest_port(settings)))
+
+
+def flink_taskmanager_service(settings: Settings, n: int) -> Service:
+    return Service(f"flink-taskmanager-{n}", settings.run_dir,
+                   settings.log_dir / f"flink-taskmanager-{n}" / "stdout.log", ())
+
+
+def flink_services(settings: Settings) -> list[Service]:
+    return [flink_jobmanager_service(settings),
+            *(flink_taskmanager_service(settings, n)
+              for n in range(1, FLINK_TASKMANAGERS + 1))]
+
+
+def flink_config(settings: Settings) -> dict[str, str]:
+    """The session cluster's configuration (flattened keys of config.yaml)."""
+    import sys
+
+    base = settings.cluster_port_base
+    return {
+        "jobmanager.rpc.address": "127.0.0.1",
+        "jobmanager.rpc.port": str(base + 50),
+        "jobmanager.bind-host": "127.0.0.1",
+        "jobmanager.memory.process.size": "1024m",
+        "jobmanager.execution.failover-strategy": "region",
+        "rest.address": "127.0.0.1",
+        "rest.bind-address": "127.0.0.1",
+        "rest.port": str(flink_rest_port(settings)),
+        "blob.server.port": str(base + 52),
+        "taskmanager.bind-host": "127.0.0.1",
+        "taskmanager.host": "127.0.0.1",
+        # Each TaskManager takes a free port of these ranges.
+        "taskmanager.rpc.port": f"{base + 53}-{base + 56}",
+        "taskmanager.data.port": "0",
+        "taskmanager.numberOfTaskSlots": str(FLINK_SLOTS),
+        "taskmanager.memory.process.size": "2560m",
+        # RocksDB (the dedupe state) and the Python workers live in managed memory.
+        "taskmanager.memory.managed.size": "1024m",
+        "parallelism.default": "2",
+        # A TaskManager lost: the job restarts from its last checkpoint on the slots left.
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "1000",
+        "restart-strategy.fixed-delay.delay": "5 s",
+        "heartbeat.timeout": "20000",
+        "python.executable": sys.executable,
+        "env.java.opts.all": _pyflink_java_opts(),
+    }
+
+
+def _pyflink_java_opts() -> str:
+    """The module options PyFlink's own config.yaml gives every Flink JVM on Java 17."""
+    for line in (pyflink_home() / "conf" / "config.yaml").read_text().splitlines():
+        if line.strip().startswith("all:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _write_flink_dirs(settings: Settings) -> tuple[Path, Path]:
+    """conf/ (config.yaml, log4j) and lib/ (PyFlink's jars and flink-python, which the
+    TaskManagers need to run the contract's Python UDF) of the session cluster."""
+    root = settings.data_dir / "flink-cluster"
+    conf, lib = root / "conf", root / "lib"
+    conf.mkdir(parents=True, exist_ok=True)
+    lib.mkdir(parents=True, exist_ok=True)
+    (conf / "config.yaml").write_text("".join(
+        f"{key}: {json.dumps(value)}\n" for key, value in flink_config(settings).items()))
+    for name in ("log4j-console.properties", "log4j.properties"):
+        (conf / name).write_text((pyflink_home() / "conf" / name).read_text())
+    home = pyflink_home()
+    for jar in [*sorted((home / "lib").glob("*.jar")), *sorted((home / "opt").glob(
+            "flink-python-*.jar"))]:
+        link = lib / jar.name
+        if not link.exists():
+            link.symlink_to(jar)
+    return conf, lib
+
+
+def flink_rest(settings: Settings, path: str, method: str = "GET") -> Any:
+    """A request to the Flink cluster's REST API (Settings.flink_cluster); its JSON."""
+    url = f"http://{settings.flink_cluster}{path}"
+    request = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+        body = resp.read()
+    return json.loads(body) if body else {}
+
+
+ACTIVE_JOB_STATES = ("CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING",
+                     "CANCELLING", "RECONCILING", "SUSPENDED")
+
+
+def flink_jobs(settings: Settings, name: str = JOB_NAME) -> list[dict[str, Any]]:
+    """The cluster's jobs named `name` that have not ended (id, state, start time)."""
+    jobs = flink_rest(settings, "/jobs/overview").get("jobs", [])
+    return [{"id": j["jid"], "state": j["state"], "start_time": j.get("start-time")}
+            for j in jobs if j.get("name") == name and j.get("state") in ACTIVE_JOB_STATES]
+
+
+def cancel_flink_jobs(settings: Settings, name: str = JOB_NAME, timeout_s: float = 60) -> int:
+    """Cancel the cluster's running jobs named `name` (a speed job whose process died
+    left its job on the cluster: two would write the same transactions) and wait until
+    they ended; their checkpoints are kept (RETAIN_ON_CANCELLATION). Returns how many."""
+    import time
+
+    jobs = flink_jobs(settings, name)
+    for job in jobs:
+        flink_rest(settings, f"/jobs/{job['id']}?mode=cancel", method="PATCH")
+    deadline = time.monotonic() + timeout_s
+    while flink_jobs(settings, name):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Flink jobs {name!r} still running {timeout_s:.0f} s after "
+                               f"cancelling them: {flink_jobs(settings, name)}")
+        time.sleep(0.5)
+    return len(jobs)
+
+
+def flink_taskmanager_ids(settings: Settings) -> list[str]:
+    """Resource ids of the TaskManagers registered with the JobManager."""
+    return [tm["id"] for tm in flink_rest(settings, "/taskmanagers").get("taskmanagers", [])]
+
+
+def _jobmanager_up(settings: Settings) -> bool:
+    return "taskmanagers" in flink_rest(settings, "/overview")
+
+
+def _registered_tm(settings: Settings, n: int) -> bool:
+    return f"concord-tm-{n}" in flink_taskmanager_ids(settings)
+
+
+def start_flink(settings: Settings) -> int:
+    """Start the JobManager and the TaskManagers that are not running (PyFlink's own
+    scripts, in the foreground under our supervision); wait until every TaskManager has
+    registered."""
+    conf, lib = _write_flink_dirs(settings)
+    env = {**os.environ, "JAVA_HOME": str(java17(settings).home),
+           "FLINK_CONF_DIR": str(conf), "FLINK_LIB_DIR": str(lib)}
+    bin_dir = pyflink_home() / "bin"
+    jm = flink_jobmanager_service(settings)
+    pid = jm.pid()
+    if pid is None:
+        pid = jm.start(["bash", str(bin_dir / "jobmanager.sh"), "start-foreground"],
+                       env={**env, "FLINK_LOG_DIR": str(jm.log_file.parent)},
+                       cwd=conf.parent, ready=functools.partial(_jobmanager_up, settings),
+                       timeout_s=120)
+    for n in range(1, FLINK_TASKMANAGERS + 1):
+        tm = flink_taskmanager_service(settings, n)
+        if tm.pid() is not None:
+            continue
+        tm.start(["bash", str(bin_dir / "taskmanager.sh"), "start-foreground",
+                  "-D", f"taskmanager.resource-id=concord-tm-{n}"],
+                 env={**env, "FLINK_LOG_DIR": str(tm.log_file.parent)}, cwd=conf.parent,
+                 ready=functools.partial(_registered_tm, settings, n), timeout_s=120)
+    return pid

@@ -85,7 +85,8 @@ def flink_table_env(settings: Settings, *, streaming: bool = True) -> TableEnvir
     """A PyFlink TableEnvironment with the Kafka SQL connector, UTC, checkpointing on.
 
     Locally the job runs in a mini-cluster inside this process's JVM; with
-    `CONCORD_FLINK_JOBMANAGER` set, jobs are submitted to that cluster instead.
+    `CONCORD_FLINK_JOBMANAGER` set, or in the cluster profile, jobs are submitted to
+    that cluster's REST endpoint instead (Settings.flink_cluster).
     """
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -105,7 +106,7 @@ def flink_table_env(settings: Settings, *, streaming: bool = True) -> TableEnvir
     jars = [*artifacts.jars(settings, "flink"), artifacts.speed_functions_jar(settings)]
     jar_uris = ";".join(p.resolve().as_uri() for p in jars)
     conf.set("pipeline.jars", jar_uris)
-    conf.set("parallelism.default", str(settings.flink_parallelism))
+    conf.set("parallelism.default", str(settings.speed_parallelism))
     conf.set("table.local-time-zone", "UTC")
     # Python UDFs (the trade contract) run in this interpreter: the venv with the code.
     conf.set("python.executable", sys.executable)
@@ -113,8 +114,8 @@ def flink_table_env(settings: Settings, *, streaming: bool = True) -> TableEnvir
     if streaming:
         conf.set("execution.checkpointing.interval", f"{settings.flink_checkpoint_ms}ms")
         conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
-    if settings.flink_jobmanager:
-        host, _, port = settings.flink_jobmanager.partition(":")
+    if settings.flink_cluster:
+        host, _, port = settings.flink_cluster.partition(":")
         conf.set("execution.target", "remote")
         conf.set("rest.address", host)
         conf.set("rest.port", port or "8081")

@@ -159,7 +159,7 @@ def flink_reporter_options(settings: Settings) -> dict[str, str]:
     """Flink configuration for the speed job's metrics reporter (empty when monitoring is
     off, or the job goes to a Flink cluster: that cluster's own configuration says how it
     reports). Its jars must be on the class path of the JVM (speed_layer.job)."""
-    if not settings.monitoring or settings.flink_jobmanager:
+    if not settings.monitoring or settings.flink_cluster:
         return {}
     return {"metrics.reporter.prom.factory.class": FLINK_REPORTER,
             "metrics.reporter.prom.host": "127.0.0.1",

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
         default="local",
         description="local: one process per engine. cluster: the engines' own distributed "
         "modes on this host (README 'Scaling out'): 3 Kafka brokers (KRaft, replication 3, "
-        "min.insync.replicas 2), a Spark standalone master with 2 workers; ports from "
-        "CONCORD_CLUSTER_PORT_BASE.",
+        "min.insync.replicas 2), a Spark standalone master with 2 workers, a Flink session "
+        "cluster (a JobManager, 2 TaskManagers; the speed job at parallelism 2), a Trino "
+        "worker beside the coordinator; ports from CONCORD_CLUSTER_PORT_BASE.",
     )
     cluster_port_base: int = Field(
         default=19000, ge=1024, le=65000,
@@ -139,7 +140,10 @@ class Settings(BaseSettings):
     )
 
     # --- Flink ---------------------------------------------------------------------------
-    flink_parallelism: int = Field(default=1, ge=1, description="Default Flink job parallelism.")
+    flink_parallelism: int | None = Field(
+        default=None, ge=1,
+        description="Flink job parallelism. Default: 1 in a local mini-cluster, 2 on the "
+        "cluster profile's session cluster (as many TaskManagers).")
     speed_dedupe_horizon_s: int = Field(
         default=600, ge=1,
         description="The speed layer drops a trade whose (exchange, symbol, trade_id) it saw "
@@ -260,6 +264,24 @@ class Settings(BaseSettings):
         if self.profile == "cluster" and self.spark_master == "local[2]":
             return f"spark://127.0.0.1:{self.cluster_port_base + 30}"
         return self.spark_master
+
+    @property
+    def flink_cluster(self) -> str | None:
+        """host:port of the Flink cluster's REST endpoint the speed job is submitted to:
+        CONCORD_FLINK_JOBMANAGER, or the cluster profile's session cluster; None: a local
+        mini-cluster inside the job's own process."""
+        if self.flink_jobmanager:
+            return self.flink_jobmanager
+        if self.profile == "cluster":
+            return f"127.0.0.1:{self.cluster_port_base + 51}"
+        return None
+
+    @property
+    def speed_parallelism(self) -> int:
+        """The speed job's parallelism (CONCORD_FLINK_PARALLELISM or the profile's)."""
+        if self.flink_parallelism is not None:
+            return self.flink_parallelism
+        return 2 if self.profile == "cluster" else 1
 
     @property
     def trino_endpoint(self) -> str:

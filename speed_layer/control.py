@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from infra.cluster import cancel_flink_jobs, flink_jobs
 from infra.processes import Service, ServiceError
 from shared.config import REPO_ROOT, Settings
 from speed_layer.job import DROP_UNMATCHED_FLAG, latest_checkpoint, status_file
@@ -63,9 +64,14 @@ def start(settings: Settings, *, drop_unmatched_state: bool = False) -> str:
 
 def stop(settings: Settings) -> str:
     svc = service(settings)
-    if not svc.stop(grace_s=60):
+    stopped = svc.stop(grace_s=60)
+    # On a Flink cluster the job outlives a process that died: cancel it there too.
+    left = cancel_flink_jobs(settings) if settings.flink_cluster else 0
+    if not stopped and not left:
         return "speed job: not running"
-    return "speed job stopped (checkpoints kept; `concord speed start` resumes)"
+    return ("speed job stopped" + (f" ({left} job(s) left on the Flink cluster cancelled)"
+                                   if left else "")
+            + " (checkpoints kept; `concord speed start` resumes)")
 
 
 def status(settings: Settings) -> dict[str, Any]:
@@ -81,4 +87,9 @@ def status(settings: Settings) -> dict[str, Any]:
         pass
     checkpoint = latest_checkpoint(settings)
     info["latest_checkpoint"] = str(checkpoint) if checkpoint else None
+    if settings.flink_cluster:
+        try:
+            info["cluster_jobs"] = flink_jobs(settings)
+        except OSError as exc:
+            info["cluster_jobs"] = f"Flink cluster at {settings.flink_cluster} unreachable: {exc}"
     return info

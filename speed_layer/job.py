@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from infra.artifacts import flink_reporter_dir
+from infra.cluster import JOB_NAME, cancel_flink_jobs
 from infra.engines import flink_table_env
 from infra.kafka import ensure_topic
 from infra.monitoring import flink_reporter_options
@@ -142,6 +143,14 @@ def main() -> int:
     # The contract's Python worker gets rows in Arrow batches; hand over at least every
     # 100 ms (default 1 s) so a quiet stream is not held back.
     conf.set("python.fn-execution.bundle.time", "100")
+    conf.set("pipeline.name", JOB_NAME)
+    if settings.flink_cluster:
+        # A job left on the cluster by a speed job process that died would write the same
+        # transactions as this one: end it first (its checkpoints are kept).
+        left = cancel_flink_jobs(settings)
+        if left:
+            print(f"cancelled {left} speed job(s) a dead process left on the Flink cluster",
+                  flush=True)
     restored = latest_checkpoint(settings)
     if restored is not None:
         conf.set("execution.state-recovery.path", restored.resolve().as_uri())

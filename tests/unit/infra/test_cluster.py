@@ -21,3 +21,24 @@ def test_spark_jobs_go_to_the_standalone_master_in_the_cluster_profile(tmp_path:
     assert len(services) == SPARK_WORKERS + 1
     ports = [p for s in services for p in s.ports]
     assert ports == list(range(30030, 30036)) and len(set(ports)) == len(ports)
+
+
+def test_the_speed_job_goes_to_the_session_cluster_at_parallelism_2(tmp_path: Path) -> None:
+    from infra.cluster import FLINK_SLOTS, FLINK_TASKMANAGERS, flink_config, flink_services
+
+    local = Settings(home=tmp_path)
+    assert local.flink_cluster is None and local.speed_parallelism == 1
+    cluster = Settings(home=tmp_path, profile="cluster", cluster_port_base=30000)
+    assert cluster.flink_cluster == "127.0.0.1:30051" and cluster.speed_parallelism == 2
+    assert Settings(home=tmp_path, profile="cluster",
+                    flink_parallelism=1).speed_parallelism == 1
+    conf = flink_config(cluster)
+    assert conf["rest.port"] == "30051" and conf["rest.bind-address"] == "127.0.0.1"
+    assert conf["jobmanager.bind-host"] == conf["taskmanager.bind-host"] == "127.0.0.1"
+    # One TaskManager lost, the other holds the whole job: it restarts from its checkpoint.
+    assert FLINK_SLOTS >= cluster.speed_parallelism
+    assert conf["restart-strategy.type"] == "fixed-delay"
+    assert "--add-opens=java.base/java.lang=ALL-UNNAMED" in conf["env.java.opts.all"]
+    names = [s.name for s in flink_services(cluster)]
+    assert names == ["flink-jobmanager", *(f"flink-taskmanager-{n}"
+                                           for n in range(1, FLINK_TASKMANAGERS + 1))]
