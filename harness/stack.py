@@ -26,6 +26,28 @@ def private_settings(home: Path, **overrides: Any) -> Settings:
     return Settings(home=home, **{**ports, "monitoring": False, **overrides})
 
 
+CLUSTER_PORTS = 100  # the cluster profile's servers listen on base .. base + 99
+
+
+def free_port_base(span: int = CLUSTER_PORTS, tries: int = 50) -> int:
+    """A base port with `span` consecutive free ports (the cluster profile's block)."""
+    import random
+
+    from infra.processes import port_in_use
+
+    for _ in range(tries):
+        base = random.randrange(20000, 60000 - span, 100)  # noqa: S311 - not a secret
+        if not any(port_in_use(p) for p in range(base, base + span)):
+            return base
+    raise RuntimeError(f"no block of {span} free ports found in {tries} tries")
+
+
+def private_cluster_settings(home: Path, **overrides: Any) -> Settings:
+    """`private_settings` in the cluster profile: its servers in a free block of ports."""
+    return private_settings(home, **{"profile": "cluster",
+                                     "cluster_port_base": free_port_base(), **overrides})
+
+
 @contextmanager
 def running(settings: Settings) -> Iterator[Settings]:
     """Kafka and Trino up (topic and schemas created) for the block; then what the block
