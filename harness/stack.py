@@ -36,7 +36,8 @@ def free_port_base(span: int = CLUSTER_PORTS, tries: int = 50) -> int:
     from infra.processes import port_in_use
 
     for _ in range(tries):
-        base = random.randrange(20000, 60000 - span, 100)  # noqa: S311 - not a secret
+        # Below Linux's ephemeral range (32768-60999), where free_port's picks land.
+        base = random.randrange(20000, 32700 - span, 100)  # noqa: S311 - not a secret
         if not any(port_in_use(p) for p in range(base, base + span)):
             return base
     raise RuntimeError(f"no block of {span} free ports found in {tries} tries")
