@@ -21,8 +21,12 @@ from concord.metrics import exporter_service
 from infra import artifacts, kafka
 from infra.cluster import (
     flink_services,
+    metastore_service,
+    postgres_service,
     spark_services,
     start_flink,
+    start_metastore,
+    start_postgres,
     start_spark,
     start_trino_worker,
     trino_worker_service,
@@ -77,6 +81,8 @@ def _servers(settings: Settings) -> list[Server]:
         (("kafka", kafka_services, start_kafka), settings.manages_kafka),
         (("spark", spark_services, start_spark), cluster),
         (("flink", flink_services, start_flink), cluster),
+        (("postgres", lambda s: [postgres_service(s)], start_postgres), cluster),
+        (("metastore", lambda s: [metastore_service(s)], start_metastore), cluster),
         (("trino", lambda s: [trino_service(s)], start_trino), settings.manages_trino),
         (("trino-worker", lambda s: [trino_worker_service(s)], start_trino_worker),
          cluster and settings.manages_trino))
@@ -139,6 +145,7 @@ def down(settings: Settings) -> list[str]:
     stopped = []
     for svc in (prometheus_service(settings), exporter_service(settings),
                 trino_worker_service(settings), trino_service(settings),
+                metastore_service(settings), postgres_service(settings),
                 *reversed(flink_services(settings)), *reversed(spark_services(settings)),
                 *kafka_services(settings)):
         if svc.stop():
@@ -201,6 +208,7 @@ def cluster_status(settings: Settings) -> list[dict[str, Any]]:
     TaskManagers, Trino worker: running, listening."""
     rows = []
     for svc in (*spark_services(settings), *flink_services(settings),
+                postgres_service(settings), metastore_service(settings),
                 trino_worker_service(settings)):
         pid = svc.pid()
         rows.append({"component": svc.name, "managed": True, "pid": pid,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from shared.config import Settings
 
-ENGINES = ("kafka", "spark", "flink", "trino", "monitoring")
+ENGINES = ("kafka", "spark", "flink", "trino", "monitoring", "metastore")
 TRINO_VERSION = "476"
 CHARTS_VERSION = "5.2.1"  # npm lightweight-charts (Apache-2.0)
 
@@ -55,6 +55,15 @@ def speed_functions_jar(settings: Settings) -> Path:
         raise ArtifactsMissingError(f"the speed layer's JVM functions are not at {jar}: "
                                     "run `make setup`")
     return jar
+
+
+def metastore_home(settings: Settings) -> Path:
+    """Hive's standalone metastore (lib/, conf/, scripts/) beside the Hadoop jars and the
+    PostgreSQL driver it needs (hadoop-lib/), resolved by `make setup`."""
+    home = engine_dir(settings, "metastore") / "server"
+    if not (home / "lib").is_dir() or not (home.parent / "hadoop-lib").is_dir():
+        raise ArtifactsMissingError(f"the Hive metastore is not at {home}: run `make setup`")
+    return home
 
 
 def trino_server_dir(settings: Settings) -> Path:

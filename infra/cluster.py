@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.java import java17, java_for_trino
-from infra.processes import Service, port_in_use
+from infra.processes import Service, ServiceError, port_in_use
 from infra.security import cert_file, internal_secret, password, write_private
 from infra.services import trino_command, write_catalog
 from shared.config import Settings
@@ -345,3 +345,184 @@ def start_flink(settings: Settings) -> int:
                  env={**env, "FLINK_LOG_DIR": str(tm.log_file.parent)}, cwd=conf.parent,
                  ready=functools.partial(_registered_tm, settings, n), timeout_s=120)
     return pid
+
+
+# --- the metastore: Hive's standalone metastore on a private PostgreSQL -----------------
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+METASTORE_HEAP = "512m"
+METASTORE_DB = "metastore"
+METASTORE_USER = "hive"  # (written out in the role check of start_postgres)
+# Java 17 module openings Hive's own launch scripts pass (HIVE-26473: java.net for the
+# schema and the server's reflection on collections).
+METASTORE_OPENS = tuple(f"--add-opens=java.base/{pkg}=ALL-UNNAMED" for pkg in (
+    "java.nio", "java.net", "java.lang", "java.util", "java.util.concurrent",
+    "java.util.concurrent.atomic", "java.util.regex", "java.lang.reflect", "java.io"))
+
+
+def postgres_port(settings: Settings) -> int:
+    return settings.cluster_port_base + 60
+
+
+def metastore_port(settings: Settings) -> int:
+    """The port of Settings.hive_metastore_uri in the cluster profile."""
+    return settings.cluster_port_base + 61
+
+
+def postgres_service(settings: Settings) -> Service:
+    return Service("postgres", settings.run_dir, settings.log_dir / "postgres" / "stdout.log",
+                   (postgres_port(settings),))
+
+
+def metastore_service(settings: Settings) -> Service:
+    return Service("metastore", settings.run_dir,
+                   settings.log_dir / "metastore" / "stdout.log", (metastore_port(settings),))
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run `cmd` as the `postgres` user (the
+    Debian package's); as anyone else, as that user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _postgres_dir(settings: Settings) -> Path:
+    """The cluster's data folder, owned by the user PostgreSQL runs as; its ancestors
+    under CONCORD_HOME get the search bit for that user (no listing)."""
+    import pwd
+    import stat
+
+    folder = settings.data_dir / "postgres"
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        folder.chmod(0o700)
+        for parent in (settings.data_dir, settings.home):
+            parent.chmod(parent.stat().st_mode | stat.S_IXOTH)
+    return folder
+
+
+def _postgres_ready(settings: Settings) -> bool:
+    import subprocess
+
+    done = subprocess.run([str(POSTGRES_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p",
+                           str(postgres_port(settings))], check=False)
+    return done.returncode == 0
+
+
+def _psql(settings: Settings, *args: str, database: str = "postgres") -> str:
+    import subprocess
+
+    done = subprocess.run(_as_postgres([str(POSTGRES_BIN / "psql"), "-h", "127.0.0.1", "-p",
+                                        str(postgres_port(settings)), "-U", "postgres",
+                                        "-d", database, "-v", "ON_ERROR_STOP=1", "-qtA",
+                                        *args]),
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ServiceError(f"psql {' '.join(args)[:200]}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def start_postgres(settings: Settings) -> int:
+    """A private PostgreSQL 15 (Debian's binaries) for the metastore: its own data folder,
+    127.0.0.1 and a port of the cluster's block only; initialised once, with the
+    metastore's role, database and schema (Hive's own SQL script)."""
+    import subprocess
+
+    if not (POSTGRES_BIN / "postgres").is_file():
+        raise ServiceError(f"PostgreSQL 15 is not at {POSTGRES_BIN}: `make setup` installs "
+                           "Debian's postgresql-15 package (apt-get install postgresql-15)")
+    folder = _postgres_dir(settings)
+    data = folder / "data"
+    if not (data / "PG_VERSION").exists():
+        done = subprocess.run(_as_postgres([str(POSTGRES_BIN / "initdb"), "-D", str(data),
+                                            "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                                            "--locale=C"]),
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServiceError(f"initdb failed: {done.stdout}{done.stderr}")
+    conf = (f"listen_addresses = '127.0.0.1'\nport = {postgres_port(settings)}\n"
+            f"unix_socket_directories = '{folder}'\nmax_connections = 50\n"
+            "shared_buffers = 64MB\n")
+    (data / "postgresql.auto.conf").write_text(conf)
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(data / "postgresql.auto.conf", user.pw_uid, user.pw_gid)
+    pid = postgres_service(settings).start(
+        _as_postgres([str(POSTGRES_BIN / "postgres"), "-D", str(data)]),
+        env=dict(os.environ), cwd=folder, ready=functools.partial(_postgres_ready, settings),
+        timeout_s=60)
+    if not _psql(settings, "-c", "SELECT 1 FROM pg_roles WHERE rolname = 'hive'"):
+        _psql(settings, "-c", f"CREATE ROLE {METASTORE_USER} LOGIN",
+              "-c", f"CREATE DATABASE {METASTORE_DB} OWNER {METASTORE_USER} ENCODING 'UTF8' "
+              "TEMPLATE template0")
+    if not _psql(settings, "-c", "SELECT 1 FROM pg_tables WHERE tablename = 'VERSION'",
+                 database=METASTORE_DB):
+        from infra.artifacts import metastore_home
+
+        scripts = metastore_home(settings) / "scripts" / "metastore" / "upgrade" / "postgres"
+        schema = max(scripts.glob("hive-schema-4.*.postgres.sql"))
+        _psql(settings, "-c", f"SET ROLE {METASTORE_USER}", "-f", str(schema),
+              database=METASTORE_DB)
+    return pid
+
+
+def _metastore_site(settings: Settings) -> Path:
+    conf = settings.data_dir / "metastore" / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    props = {
+        "javax.jdo.option.ConnectionURL":
+            f"jdbc:postgresql://127.0.0.1:{postgres_port(settings)}/{METASTORE_DB}",
+        "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+        "javax.jdo.option.ConnectionUserName": METASTORE_USER,
+        "javax.jdo.option.ConnectionPassword": "",
+        "metastore.thrift.port": str(metastore_port(settings)),
+        "metastore.thrift.bind.host": "127.0.0.1",
+        "metastore.warehouse.dir": (settings.data_dir / "metastore" / "warehouse").as_uri(),
+        # Trino needs tables as they were registered: no transformation (a single space;
+        # an empty value keeps the default transformer).
+        "metastore.metadata.transformer.class": " ",
+        "metastore.expression.proxy":
+            "org.apache.hadoop.hive.metastore.DefaultPartitionExpressionProxy",
+        "metastore.task.threads.always": "org.apache.hadoop.hive.metastore.events.EventCleanerTask",
+        "metastore.compactor.initiator.on": "false",
+        "metastore.compactor.cleaner.on": "false",
+        "metastore.housekeeping.threads.on": "false",
+        "hive.metastore.event.db.notification.api.auth": "false",
+        "metastore.server.min.threads": "4",
+    }
+    body = "".join(f"  <property><name>{k}</name><value>{v}</value></property>\n"
+                   for k, v in props.items())
+    (conf / "metastore-site.xml").write_text(
+        f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n')
+    home = _metastore_home(settings)
+    (conf / "metastore-log4j2.properties").write_text(
+        (home / "conf" / "metastore-log4j2.properties").read_text())
+    return conf
+
+
+def _metastore_home(settings: Settings) -> Path:
+    from infra.artifacts import metastore_home
+
+    return metastore_home(settings)
+
+
+def start_metastore(settings: Settings) -> int:
+    """Hive's standalone metastore (Thrift, 127.0.0.1) on the private PostgreSQL."""
+    home = _metastore_home(settings)
+    conf = _metastore_site(settings)
+    (settings.data_dir / "metastore" / "warehouse").mkdir(parents=True, exist_ok=True)
+    classpath = os.pathsep.join([str(conf), str(home / "lib" / "*"),
+                                 str(home.parent / "hadoop-lib" / "*")])
+    cmd = [str(java17(settings).java), f"-Xmx{METASTORE_HEAP}", *METASTORE_OPENS,
+           f"-Dhadoop.home.dir={settings.data_dir / 'metastore'}",
+           f"-Dlog4j.configurationFile={conf / 'metastore-log4j2.properties'}",
+           "-Dmetastore.root.logger=console", "-cp", classpath,
+           "org.apache.hadoop.hive.metastore.HiveMetaStore"]
+    env = {**os.environ, "JAVA_HOME": str(java17(settings).home), "METASTORE_HOME": str(home),
+           "METASTORE_CONF_DIR": str(conf)}
+    return metastore_service(settings).start(
+        cmd, env=env, cwd=settings.data_dir / "metastore",
+        ready=functools.partial(port_in_use, metastore_port(settings)), timeout_s=120)

@@ -239,11 +239,14 @@ def write_catalog(settings: Settings, etc: Path) -> None:
     metastore = settings.data_dir / "trino" / "metastore"
     metastore.mkdir(parents=True, exist_ok=True)
     (etc / "catalog").mkdir(parents=True, exist_ok=True)
-    (etc / "catalog" / f"{settings.catalog}.properties").write_text(
-        Template((INFRA / "trino" / "lake.properties.template").read_text()).substitute(
-            metastore_dir=metastore
-        )
-    )
+    text = Template((INFRA / "trino" / "lake.properties.template").read_text()).substitute(
+        metastore_dir=metastore)
+    if settings.hive_metastore_uri:
+        # A Hive metastore (Thrift) instead of the file one: many writers, one catalog.
+        text = text.replace("hive.metastore=file\n", f"hive.metastore=thrift\n"
+                            f"hive.metastore.uri={settings.hive_metastore_uri}\n")
+        text = text.replace(f"hive.metastore.catalog.dir=local://{metastore}\n", "")
+    (etc / "catalog" / f"{settings.catalog}.properties").write_text(text)
 
 
 def trino_info(settings: Settings) -> dict[str, Any]:

@@ -127,12 +127,31 @@ def resolve_engine(settings: Settings, engine: str, jdk: Jdk) -> bool:
     elif engine == "trino":
         _mvn(pom, ["dependency:copy", out], jdk)
         _unpack_trino(tmp)
+    elif engine == "metastore":
+        _mvn(pom, ["dependency:copy-dependencies", f"-DoutputDirectory={tmp / 'hadoop-lib'}",
+                   "-DincludeScope=runtime"], jdk)
+        _mvn(pom, ["dependency:copy", out], jdk)
+        _unpack_metastore(tmp)
     else:
         raise SetupError(f"unknown engine {engine}")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     stamp.write_text(want + "\n")
     return True
+
+
+def _unpack_metastore(folder: Path) -> None:
+    """The metastore's bin tarball -> folder/server (its top directory stripped)."""
+    (tarball,) = folder.glob("hive-standalone-metastore-server-*-bin.tar.gz")
+    server = folder / "server"
+    with tarfile.open(tarball) as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/", 1)
+            if len(parts) < 2 or not parts[1] or not (member.isfile() or member.isdir()):
+                continue
+            member.name = parts[1]
+            tar.extract(member, server, filter="data")
+    tarball.unlink()
 
 
 def _unpack_trino(folder: Path) -> None:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
         "modes on this host (README 'Scaling out'): 3 Kafka brokers (KRaft, replication 3, "
         "min.insync.replicas 2), a Spark standalone master with 2 workers, a Flink session "
         "cluster (a JobManager, 2 TaskManagers; the speed job at parallelism 2), a Trino "
-        "worker beside the coordinator; ports from CONCORD_CLUSTER_PORT_BASE.",
+        "worker beside the coordinator, a Hive metastore on PostgreSQL for Trino's lake "
+        "catalog; ports from CONCORD_CLUSTER_PORT_BASE.",
     )
     cluster_port_base: int = Field(
         default=19000, ge=1024, le=65000,
@@ -103,6 +104,11 @@ class Settings(BaseSettings):
         "desk; its password is read from $CONCORD_HOME/secrets/trino-users.json.",
     )
     catalog: str = Field(default="lake", description="Trino catalog of the Delta lake.")
+    metastore_uri: str | None = Field(
+        default=None,
+        description="thrift://host:port of a Hive metastore for Trino's lake catalog. "
+        "Default: the cluster profile's own (Hive's standalone metastore on PostgreSQL); "
+        "locally Trino's file metastore (single writer).")
     dashboard_port: int = Field(default=8050, description="`concord dashboard` port "
                                 "(127.0.0.1 only).")
 
@@ -282,6 +288,15 @@ class Settings(BaseSettings):
         if self.flink_parallelism is not None:
             return self.flink_parallelism
         return 2 if self.profile == "cluster" else 1
+
+    @property
+    def hive_metastore_uri(self) -> str | None:
+        """The Hive metastore Trino's lake catalog uses (None: Trino's file metastore)."""
+        if self.metastore_uri:
+            return self.metastore_uri
+        if self.profile == "cluster":
+            return f"thrift://127.0.0.1:{self.cluster_port_base + 61}"
+        return None
 
     @property
     def trino_endpoint(self) -> str:

@@ -42,3 +42,20 @@ def test_the_speed_job_goes_to_the_session_cluster_at_parallelism_2(tmp_path: Pa
     names = [s.name for s in flink_services(cluster)]
     assert names == ["flink-jobmanager", *(f"flink-taskmanager-{n}"
                                            for n in range(1, FLINK_TASKMANAGERS + 1))]
+
+
+def test_trinos_lake_catalog_uses_the_clusters_metastore(tmp_path: Path) -> None:
+    from infra.cluster import metastore_port
+    from infra.services import write_catalog
+
+    local = Settings(home=tmp_path / "local")
+    write_catalog(local, tmp_path / "etc-local")
+    text = (tmp_path / "etc-local" / "catalog" / "lake.properties").read_text()
+    assert "hive.metastore=file\n" in text and "hive.metastore.uri" not in text
+    cluster = Settings(home=tmp_path / "cluster", profile="cluster", cluster_port_base=30000)
+    assert cluster.hive_metastore_uri == f"thrift://127.0.0.1:{metastore_port(cluster)}"
+    write_catalog(cluster, tmp_path / "etc-cluster")
+    text = (tmp_path / "etc-cluster" / "catalog" / "lake.properties").read_text()
+    assert "hive.metastore=thrift\nhive.metastore.uri=thrift://127.0.0.1:30061\n" in text
+    assert "hive.metastore.catalog.dir" not in text
+    assert "delta.register-table-procedure.enabled=true" in text
