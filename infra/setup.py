@@ -29,6 +29,7 @@ from infra.artifacts import (
     TRINO_VERSION,
     engine_dir,
 )
+from infra.cluster import POSTGRES_BIN
 from infra.java import JavaNotFoundError, Jdk, find_jdk, pypi_jdk_home
 from infra.monitoring import FLINK_REPORTER
 from shared.config import Settings, load_settings
@@ -329,6 +330,27 @@ def resolve_prometheus(settings: Settings) -> bool:
     return True
 
 
+def ensure_postgres() -> bool:
+    """Debian's PostgreSQL 15 binaries, for the cluster profile's metastore (its server
+    runs from them with a data folder under CONCORD_HOME, never the system's cluster);
+    False when they were there already."""
+    if (POSTGRES_BIN / "postgres").is_file():
+        return False
+    if shutil.which("apt-get") is None:
+        raise SetupError(f"PostgreSQL 15 is not at {POSTGRES_BIN} and apt-get is missing: "
+                         "install PostgreSQL 15 (Debian: apt-get install postgresql-15)")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    for cmd in (["apt-get", "update", "-q"],
+                ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql-15"]):
+        done = subprocess.run([*sudo, *cmd], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SetupError(f"{' '.join(cmd)} failed: {done.stderr.strip()[-500:]}")
+    # The package may have started the system's own cluster: Concord does not use it.
+    subprocess.run([*sudo, "pg_ctlcluster", "15", "main", "stop"], capture_output=True,
+                   check=False)
+    return True
+
+
 def resolve_charts(settings: Settings) -> bool:
     """The dashboard's chart library (npm lightweight-charts, standalone build); False
     when already there. `npm pack` checks the package's integrity against the registry."""
@@ -387,6 +409,11 @@ def main() -> int:
             log(f"prometheus: unpacked from Debian's package in {time.monotonic() - t0:.1f}s")
         else:
             log("prometheus: up to date")
+        if ensure_postgres():
+            log("postgresql-15: installed from Debian's package (the cluster profile's "
+                "metastore database)")
+        else:
+            log("postgresql-15: present")
         t0 = time.monotonic()
         if resolve_charts(settings):
             log(f"dashboard charts: fetched in {time.monotonic() - t0:.1f}s")
