@@ -224,10 +224,8 @@ class Snapshots:
         since = datetime.fromtimestamp(time.time() - HISTORY_MINUTES * 60, tz=UTC)
         bars = dict(data.bars.get((exchange, symbol), {}))
         feed = live.bars(since, datetime.fromtimestamp(boundary, tz=UTC)
-                         if boundary is not None else None)
-        for (ex, sym, start), row in feed.items():
-            if (ex, sym) != (exchange, symbol):
-                continue
+                         if boundary is not None else None, (exchange, symbol))
+        for (_, _, start), row in feed.items():
             w = start.timestamp()
             if w not in bars or row["trade_count"] > bars[w]["trade_count"]:
                 bars[w] = {f: _plain(row[f]) for f in PAGE_BAR_FIELDS}

@@ -107,11 +107,14 @@ class Partials:
     def forget_before(self, moment: datetime) -> None:
         self.rows = {k: r for k, r in self.rows.items() if r["window_start"] >= moment}
 
-    def view_rows(self, view: View, since: datetime) -> dict[Key, Row]:
+    def view_rows(self, view: View, since: datetime,
+                  where: Mapping[str, Any] | None = None) -> dict[Key, Row]:
         """(keys..., window_start) -> the served row of `view` for every window from
-        max(`since`, complete_from) on."""
+        max(`since`, complete_from) on (of the keys `where` gives, if it does)."""
         since = max(since, self.complete_from)
-        recent = [r for r in self.rows.values() if r["window_start"] >= since]
+        match = list((where or {}).items())
+        recent = [r for r in self.rows.values() if r["window_start"] >= since
+                  and all(r[k] == v for k, v in match)]
         return {(*(r[k] for k in view.keys), r["window_start"]): served_row(view, r)
                 for r in regroup(view, recent)}
 
@@ -160,12 +163,15 @@ class Live:
     def version(self) -> int:
         return self.partials.version
 
-    def bars(self, since: datetime, boundary: datetime | None) -> dict[Key, Row]:
-        """bars_1m rows from the feed, windows from max(since, boundary) on."""
+    def bars(self, since: datetime, boundary: datetime | None,
+             book: tuple[str, str] | None = None) -> dict[Key, Row]:
+        """bars_1m rows from the feed (of one book, if given), windows from
+        max(since, boundary) on."""
         if boundary is not None:
             since = max(since, boundary)
+        where = None if book is None else {"exchange": book[0], "symbol": book[1]}
         with self.lock:
-            return self.partials.view_rows(BARS_1M, since)
+            return self.partials.view_rows(BARS_1M, since, where)
 
     def last_trades(self) -> dict[tuple[str, str], tuple[Decimal, int]]:
         with self.lock:

@@ -88,8 +88,10 @@ class Feed:
     def version(self) -> int:
         return self.partials.version
 
-    def bars(self, since: datetime, boundary: datetime | None) -> dict[Any, Any]:
-        return self.partials.view_rows(BARS_1M, max(since, boundary or since))
+    def bars(self, since: datetime, boundary: datetime | None,
+             book: tuple[str, str] | None = None) -> dict[Any, Any]:
+        where = None if book is None else {"exchange": book[0], "symbol": book[1]}
+        return self.partials.view_rows(BARS_1M, max(since, boundary or since), where)
 
     def last_trades(self) -> dict[Any, Any]:
         return self.partials.last_trades()
