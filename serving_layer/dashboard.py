@@ -21,6 +21,11 @@ never waits for Trino. When Trino fails, the last good data is served with the e
 and the page says it is stale; it also does when no new trade arrived for `stale_s`
 seconds (a page parameter, default 10) or the server does not answer. Decimals travel
 as strings (exact); the page parses them for drawing only.
+
+The current bar and the board also follow the speed job's partials topic
+(serving_layer.live, on unless `live=False`): a poll gets the feed's row of a window
+above the batch boundary where it counts more trades than Trino's, so the page moves
+with every checkpoint of the speed job rather than with Trino's refresh cycles.
 """
 
 from __future__ import annotations
