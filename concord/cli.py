@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh-s", type=POSITIVE, default=1.0,
                    help="the server refreshes every book from Trino at most this often "
                    "(default 1)")
-    p.add_argument("--no-live", dest="live", action="store_false",
+    p.add_argument("--no-live", dest="live_feed", action="store_false",
                    help="do not follow the speed job's partials topic: the current bar and "
                    "the board then move with Trino's refreshes only")
     p = add("sql", cmd_sql, "the Trino CLI on catalog lake, as CONCORD_TRINO_USER (HTTPS, "

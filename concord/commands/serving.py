@@ -45,8 +45,8 @@ def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
 
     port = args.port or settings.dashboard_port
     server = serve(settings, port=port, user=args.user, refresh_s=args.refresh_s,
-                   live=args.live)
-    live = "; the current bar follows the speed job's partials topic" if args.live else ""
+                   live=args.live_feed)
+    live = "; the current bar follows the speed job's partials topic" if args.live_feed else ""
     print(f"dashboard: http://127.0.0.1:{port}/ (Trino as {args.user}{live}; Ctrl-C stops "
           "it)", flush=True)
     try:

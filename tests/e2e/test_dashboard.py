@@ -105,7 +105,10 @@ def test_dashboard_renders_and_the_current_bar_moves(
                 pass
             time.sleep(2)
         else:
-            pytest.fail("the dashboard never served a bar of the live book")
+            server.terminate()
+            out = server.communicate(timeout=30)[0]
+            pytest.fail(f"the dashboard never served a bar of the live book; its output:\n"
+                        f"{out[-3000:]}")
         url = f"http://127.0.0.1:{port}/?exchange={BOOK[0]}&symbol={BOOK[1]}&stale_s=20"
         with Browser() as browser:
             browser.open(url)
