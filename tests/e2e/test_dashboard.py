@@ -65,6 +65,7 @@ def _feed_equals_serving(settings: Settings, feed: Live, timeout_s: float = 90) 
         got = {k: {n: r[n] for n in names} for k, r in feed.bars(since, None).items()}
         if got == served and got:
             return
+        assert got, f"the live feed holds no row: {feed.error}"
         if time.monotonic() > deadline:
             diff = sorted(k for k in got.keys() | served.keys() if got.get(k) != served.get(k))
             pytest.fail(f"the live feed and serving.bars_1m differ in {len(diff)} of "
@@ -139,6 +140,13 @@ def test_dashboard_renders_and_the_current_bar_moves(
 
             live = _snapshot(port)["live"]
             assert live["enabled"] and live["records"] > 0 and not live["error"], live
+
+            # The feed holds a whole window of trades (it is complete from the first
+            # minute after it started reading), before the trades stop.
+            deadline = time.monotonic() + 150
+            while not feed.bars(feed.partials.complete_from, None):
+                assert time.monotonic() < deadline, f"the live feed got no rows: {feed.error}"
+                time.sleep(2)
 
             # The trades stop: after stale_s seconds without one, the page says so.
             done.set()
