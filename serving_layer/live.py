@@ -118,6 +118,15 @@ class Partials:
         return {(*(r[k] for k in view.keys), r["window_start"]): served_row(view, r)
                 for r in regroup(view, recent)}
 
+    def bars(self, since: datetime, boundary: datetime | None,
+             book: tuple[str, str] | None = None) -> dict[Key, Row]:
+        """bars_1m rows (of one book, if given), windows from max(since, boundary) on:
+        below the batch boundary a window is the batch layer's, never the feed's."""
+        if boundary is not None:
+            since = max(since, boundary)
+        where = None if book is None else {"exchange": book[0], "symbol": book[1]}
+        return self.view_rows(BARS_1M, since, where)
+
     def last_trades(self) -> dict[tuple[str, str], tuple[Decimal, int]]:
         """(exchange, symbol) -> (price, ts ms) of the latest trade by (ts, trade_id), as
         serving.ticker picks it (the close of the largest close key)."""
@@ -146,14 +155,18 @@ class Live:
         self._thread = threading.Thread(target=self._run, daemon=True, name="dashboard-live")
         self._thread.start()
 
-    def _restart(self, now: float) -> None:
+    def _restart(self, now: float, version: int = 0) -> None:
         """Read from `now - SKEW_S` on into a fresh merge, complete from the first whole
-        window after `now`."""
+        window after `now`, its version counting on from `version` (after an error: past
+        the old merge's, so that a page cached at some version is never taken for the
+        fresh merge's)."""
         width = BARS_1M.window_seconds
         first = -(-int(now) // width) * width
+        fresh = Partials(datetime.fromtimestamp(first, tz=UTC))
+        fresh.version = version
         with self.lock:
             self.started = now
-            self.partials = Partials(datetime.fromtimestamp(first, tz=UTC))
+            self.partials = fresh
 
     def close(self) -> None:
         self.closed.set()
@@ -165,13 +178,9 @@ class Live:
 
     def bars(self, since: datetime, boundary: datetime | None,
              book: tuple[str, str] | None = None) -> dict[Key, Row]:
-        """bars_1m rows from the feed (of one book, if given), windows from
-        max(since, boundary) on."""
-        if boundary is not None:
-            since = max(since, boundary)
-        where = None if book is None else {"exchange": book[0], "symbol": book[1]}
+        """Partials.bars of the feed, now."""
         with self.lock:
-            return self.partials.view_rows(BARS_1M, since, where)
+            return self.partials.bars(since, boundary, book)
 
     def last_trades(self) -> dict[tuple[str, str], tuple[Decimal, int]]:
         with self.lock:
@@ -201,7 +210,6 @@ class Live:
             try:
                 if consumer is None:
                     consumer = self._consumer()
-                    self.error = None
                 records = consumer.consume(10_000, timeout=0.5)
                 rows = []
                 for rec in records:
@@ -224,6 +232,6 @@ class Live:
                     consumer.close()
                     consumer = None
                 self.closed.wait(2.0)
-                self._restart(time.time())
+                self._restart(time.time(), self.partials.version + 1)
         if consumer is not None:
             consumer.close()

@@ -90,8 +90,7 @@ class Feed:
 
     def bars(self, since: datetime, boundary: datetime | None,
              book: tuple[str, str] | None = None) -> dict[Any, Any]:
-        where = None if book is None else {"exchange": book[0], "symbol": book[1]}
-        return self.partials.view_rows(BARS_1M, max(since, boundary or since), where)
+        return self.partials.bars(since, boundary, book)
 
     def last_trades(self) -> dict[Any, Any]:
         return self.partials.last_trades()
