@@ -187,15 +187,20 @@ class BatchRun:
         """Delete speed rows no longer needed, compact, vacuum; compact the bookkeeping
         tables every few runs (shared.maintenance)."""
         history = self.history()
+        # The speed job compacts its tables itself (CONCORD_SPEED_COMPACT_EVERY_S): a
+        # second, concurrent compaction would duplicate their rows (shared.maintenance).
+        own_compaction = self.settings.speed_compact_every_s == 0
         done = []
         for view in self.views:
             keep = keep_from([b for b, _ in history.get(view.name, [])],
                              self.settings.speed_retention_s)
             result = maintain(self.settings.table_uri("speed", view.name), keep_from=keep,
+                              compact_files=own_compaction,
                               name=f"speed.{view.name}")
             if result is not None:
                 done.append(result)
         rejects = maintain(self.settings.table_uri("speed", "contract_rejects"),
+                           compact_files=own_compaction,
                            keep_from=None, name="speed.contract_rejects")
         bookkeeping = [tidy(self.settings.table_uri("meta", table), name=f"meta.{table}")
                        for table in ("boundaries", "ingest_runs")]

@@ -8,10 +8,12 @@ dashboard server (`concord dashboard`'s) in this process, reading Trino as desk.
    (harness.browser, real time) opens the page of a book: time to first chart = the
    page's performance.now() when its first candles were drawn (navigation start ->
    chart).
-2. With the page open, --viewers HTTP clients (polling /api/snapshot every second, as
+2. With the page open, --viewers HTTP clients (polling /api/snapshot every --poll-ms, as
    the page does) spread over 4 books for --seconds: response time p50/p95 and the
    Trino time per refresh cycle of the server (its queries in parallel); then the mean
    interval between changes of the current bar the page saw meanwhile.
+Both with a server without the live feed (the current bar moves with Trino's refresh
+cycles) and with it (serving_layer.live: with the speed job's checkpoints), side by side.
 Targets (issue 14): first chart <= 1.5 s, a change at least every second, p95 <= 1 s.
 
     .venv/bin/python -m bench.dashboard [--rate 200] [--seconds 60] [--viewers 32]
@@ -44,7 +46,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def viewers(port: int, n: int, seconds: int, latencies: list[float]) -> list[threading.Thread]:
+def viewers(port: int, n: int, seconds: int, latencies: list[float], poll_s: float
+            ) -> list[threading.Thread]:
     stop = time.monotonic() + seconds
 
     def viewer(book: tuple[str, str]) -> None:
@@ -54,7 +57,7 @@ def viewers(port: int, n: int, seconds: int, latencies: list[float]) -> list[thr
             with urllib.request.urlopen(url, timeout=60) as resp:
                 resp.read()
             latencies.append((time.monotonic() - t0) * 1000)
-            time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+            time.sleep(max(0.0, poll_s - (time.monotonic() - t0)))
 
     threads = [threading.Thread(target=viewer, args=(BOOKS[i % len(BOOKS)],))
                for i in range(n)]
@@ -63,8 +66,12 @@ def viewers(port: int, n: int, seconds: int, latencies: list[float]) -> list[thr
     return threads
 
 
-def measure(settings: Settings, seconds: int, n: int) -> None:
-    server = serve(settings, port=free_port())
+def measure(settings: Settings, seconds: int, n: int, *, live: bool, poll_ms: int) -> float:
+    """The figures of one server (with or without the live feed); returns the mean
+    interval between changes of the page's current bar, ms."""
+    print(f"--- dashboard server {'with' if live else 'without'} the live feed "
+          f"(serving_layer.live); the page polls every {poll_ms} ms", flush=True)
+    server = serve(settings, port=free_port(), live=live)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     book = BOOKS[0]
@@ -76,7 +83,7 @@ def measure(settings: Settings, seconds: int, n: int) -> None:
           "start", flush=True)
     try:
         with Browser() as page:
-            page.open(f"{base}/?exchange={book[0]}&symbol={book[1]}")
+            page.open(f"{base}/?exchange={book[0]}&symbol={book[1]}&poll_ms={poll_ms}")
             first = float(page.wait_for("document.body.dataset.firstChartMs", 60))
             print(f"dashboard in Chromium: first chart {first:.0f} ms after navigation start "
                   f"(target <= 1500 ms)", flush=True)
@@ -84,7 +91,7 @@ def measure(settings: Settings, seconds: int, n: int) -> None:
             server.snapshots.query_ms.clear()
             start_changes = int(page.evaluate("Number(document.body.dataset.barChanges || 0)"))
             t0 = time.monotonic()
-            for t in viewers(server.server_address[1], n, seconds, latencies):
+            for t in viewers(server.server_address[1], n, seconds, latencies, poll_ms / 1000):
                 t.join()
             elapsed = time.monotonic() - t0
             changes = int(page.evaluate("Number(document.body.dataset.barChanges || 0)"))
@@ -100,6 +107,7 @@ def measure(settings: Settings, seconds: int, n: int) -> None:
         print(f"meanwhile the page's current bar changed {changes - start_changes} times: "
               f"every {every:.0f} ms (target <= 1000 ms; {polls} polls; stale flag "
               f"{stale!r})", flush=True)
+        return every
     finally:
         server.shutdown()
         server.server_close()
@@ -110,6 +118,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--viewers", type=int, default=32)
+    parser.add_argument("--poll-ms", type=int, default=1000,
+                        help="the page's and the viewers' poll interval (the page's default)")
     args = parser.parse_args()
     with private_stack() as settings:
         done = threading.Event()
@@ -126,7 +136,12 @@ def main() -> None:
 
             threading.Thread(target=stream, daemon=True).start()
             time.sleep(30)  # the job's first seconds, and a first bar
-            measure(settings, args.seconds, args.viewers)
+            before = measure(settings, args.seconds, args.viewers, live=False,
+                             poll_ms=args.poll_ms)
+            after = measure(settings, args.seconds, args.viewers, live=True,
+                            poll_ms=args.poll_ms)
+            print(f"current bar changes every {before:.0f} ms without the live feed, "
+                  f"{after:.0f} ms with it: {before / after:.2f}x as often", flush=True)
         finally:
             done.set()
 

@@ -619,6 +619,8 @@ def _where(settings: Settings, missing: list[tuple[int, int]]) -> list[str]:
     where to look when a record is in Kafka and in neither raw table."""
     from shared.bookkeeping import ingest_ledger
 
+    if not missing:
+        return []  # nothing to place: the ledger is not read
     spans: list[list[int]] = []
     for p, o in missing:
         if spans and spans[-1][0] == p and spans[-1][2] == o - 1:

@@ -48,6 +48,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from batch_layer.recompute import ROW_GROUP_ROWS, write_batch_rows
 from concord import demo
 from harness.stack import private_stack
 from serving_layer.refresh import refresh
@@ -201,8 +202,30 @@ def table(s: Slices, schema: pa.Schema, select: npt.NDArray[np.bool_],
     return pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)
 
 
-def build_lake(settings: Settings, days: int, speed_commits: int) -> datetime:
-    """Writes batch, boundary and speed rows; returns the newest window."""
+def write_batch(settings: Settings, bars: Slices, *, clustered: bool) -> None:
+    """batch.bars_1m from `bars`, one commit per day like `batch recompute`'s chunks: in
+    the batch layer's layout (sorted by book, small row groups: batch_layer.recompute), or
+    plain (the rows as generated, minute by minute: the layout before issue 14)."""
+    batch_schema = arrow_schema(batch_columns(BARS_1M))
+    batch_uri = settings.table_uri("batch", BARS_1M.name)
+    day = bars.start_ms // 86_400_000
+    for d in np.unique(day):
+        rows = table(bars, batch_schema, day == d)
+        if not clustered:
+            write_deltalake(batch_uri, rows, mode="append")
+            continue
+        lo = datetime.fromtimestamp(int(d) * 86_400, tz=UTC)
+        hi = lo + timedelta(days=1)
+        write_batch_rows(batch_uri, rows, BARS_1M,
+                         replace=f"window_start >= '{lo:%Y-%m-%dT%H:%M:%SZ}' AND "
+                                 f"window_start < '{hi:%Y-%m-%dT%H:%M:%SZ}'"
+                         if DeltaTable.is_deltatable(batch_uri) else None)
+
+
+def build_lake(settings: Settings, days: int, speed_commits: int, *,
+               clustered: bool = True) -> tuple[datetime, Slices]:
+    """Writes batch, boundary and speed rows; returns the newest window and the batch
+    bars."""
     newest = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
     minutes = days * 1440
     first_ms = int(newest.timestamp() * 1000) - (minutes - 1) * MINUTE_MS
@@ -210,11 +233,8 @@ def build_lake(settings: Settings, days: int, speed_commits: int) -> datetime:
     slices = generate(first_ms, minutes)
     bars = merge_minutes(slices)
 
-    batch_schema = arrow_schema(batch_columns(BARS_1M))
     batch_uri = settings.table_uri("batch", BARS_1M.name)
-    day = bars.start_ms // 86_400_000
-    for d in np.unique(day):  # one commit per day, like `batch recompute` chunks
-        write_deltalake(batch_uri, table(bars, batch_schema, day == d), mode="append")
+    write_batch(settings, bars, clustered=clustered)
     batch_rows = bars.open.size
 
     boundary = newest - BOUNDARY_LAG
@@ -240,7 +260,7 @@ def build_lake(settings: Settings, days: int, speed_commits: int) -> datetime:
           f"{rows.num_rows:,} rows in {len(speed.file_uris())} files, version "
           f"{speed.version()}; boundary {boundary:%Y-%m-%d %H:%M}, newest window "
           f"{newest:%H:%M} UTC", flush=True)
-    return newest
+    return newest, bars
 
 
 def bars_sql(key: tuple[str, str], since: datetime, schema: str = "serving") -> str:
@@ -368,7 +388,7 @@ def ticker_sql(exchange: str) -> str:
 def static(args: argparse.Namespace) -> None:
     """The lake built by build_lake, between two batch runs and after maintenance."""
     with private_stack() as settings:
-        newest = build_lake(settings, args.days, args.speed_commits)
+        newest, _ = build_lake(settings, args.days, args.speed_commits)
         since = newest - timedelta(hours=1)
         t0 = time.monotonic()
         refresh(settings)
@@ -391,9 +411,12 @@ def static(args: argparse.Namespace) -> None:
 
 
 def analyst(args: argparse.Namespace) -> None:
-    """History on a lake of --days of batch bars for 21 books (issue 14, target 2)."""
+    """History on a lake of --days of batch bars for 21 books (issue 14, target 2), first
+    with the batch rows as generated (minute by minute, every book in every row group),
+    then rewritten in the batch layer's layout (batch_layer.recompute: sorted by book,
+    small row groups), the same rows: both figures and their ratio."""
     with private_stack() as settings:
-        newest = build_lake(settings, args.days, speed_commits=10)
+        newest, bars = build_lake(settings, args.days, speed_commits=10, clustered=False)
         refresh(settings)
         maintain(settings.table_uri("speed", "bars_1m"), keep_from=None)
         since = f"TIMESTAMP '{newest - timedelta(days=args.days):%Y-%m-%d %H:%M:%S} UTC'"
@@ -410,28 +433,42 @@ def analyst(args: argparse.Namespace) -> None:
                     f"sum(notional) / sum(volume) AS vwap FROM lake.{table} "
                     f"WHERE window_start >= {since} GROUP BY exchange, symbol ORDER BY 1, 2")
 
-        client(settings, [hourly(0, q) for q in range(3)] + [scan("serving.bars_1m")], None, [])
-        base = floor(settings, args.queries // 2, bars_sql(KEYS[0], newest - timedelta(hours=1),
-                                                             "batch"))
-        one = level(settings, f"serving.bars_1h, one book, {args.days} days", 1,
-                    args.queries // 2, hourly)
-        print(f"ratio / one-table floor: {one / base:.2f}x; target p50 <= 500 ms: "
-              f"{'met' if one <= 500 else 'not met'}", flush=True)
-        raw = level(settings, f"floor: the same scan of lake.batch.bars_1m ({args.days} days, "
-                    "no view)", 1, 5, lambda c, q: scan("batch.bars_1m"))
-        full = level(settings, f"{args.days}-day scan of serving.bars_1m, all books", 1, 5,
-                     lambda c, q: scan("serving.bars_1m"))
-        print(f"ratio / the same scan without the view: {full / raw:.2f}x; target p50 <= "
-              f"2 s: {'met' if full <= 2000 else 'not met'}", flush=True)
-        level(settings, "serving.ticker, one exchange", 1, args.queries // 2,
-              lambda c, q: ticker_sql(EXCHANGES[q % len(EXCHANGES)]))
-        for sql in (hourly(0, 0), scan("serving.bars_1m")):
-            plan = query(settings, "EXPLAIN ANALYZE " + sql)[0][0]
-            print("EXPLAIN ANALYZE " + sql, flush=True)
-            print("\n".join(line for line in plan.splitlines()
-                            if any(k in line for k in ("Fragment", "CPU:", "Input:", "ScanF",
-                                                       "Physical input", "Output:"))),
-                  flush=True)
+        def history(layout: str) -> tuple[float, float]:
+            print(f"--- batch layout: {layout}", flush=True)
+            client(settings, [hourly(0, q) for q in range(3)] + [scan("serving.bars_1m")],
+                   None, [])
+            base = floor(settings, args.queries // 2,
+                         bars_sql(KEYS[0], newest - timedelta(hours=1), "batch"))
+            one = level(settings, f"serving.bars_1h, one book, {args.days} days", 1,
+                        args.queries // 2, hourly)
+            print(f"ratio / one-table floor: {one / base:.2f}x; target p50 <= 500 ms: "
+                  f"{'met' if one <= 500 else 'not met'}", flush=True)
+            raw = level(settings, f"floor: the same scan of lake.batch.bars_1m ({args.days} "
+                        "days, no view)", 1, 5, lambda c, q: scan("batch.bars_1m"))
+            full = level(settings, f"{args.days}-day scan of serving.bars_1m, all books", 1, 5,
+                         lambda c, q: scan("serving.bars_1m"))
+            print(f"ratio / the same scan without the view: {full / raw:.2f}x; target p50 <= "
+                  f"2 s: {'met' if full <= 2000 else 'not met'}", flush=True)
+            level(settings, "serving.ticker, one exchange", 1, args.queries // 2,
+                  lambda c, q: ticker_sql(EXCHANGES[q % len(EXCHANGES)]))
+            for sql in (hourly(0, 0), scan("serving.bars_1m")):
+                plan = query(settings, "EXPLAIN ANALYZE " + sql)[0][0]
+                print("EXPLAIN ANALYZE " + sql, flush=True)
+                print("\n".join(line for line in plan.splitlines()
+                                if any(k in line for k in ("Fragment", "CPU:", "Input:",
+                                                           "ScanF", "Physical input",
+                                                           "Output:"))), flush=True)
+            return one, full
+
+        plain = history("plain (rows as generated, every book in each row group)")
+        write_batch(settings, bars, clustered=True)
+        files = len(DeltaTable(settings.table_uri("batch", BARS_1M.name)).file_uris())
+        clustered = history(f"clustered (batch_layer.recompute: sorted by book, row groups "
+                            f"of {ROW_GROUP_ROWS} rows; {files} files)")
+        print(f"clustered / plain: bars_1h one book {clustered[0] / plain[0]:.2f}x "
+              f"({plain[0]:.0f} -> {clustered[0]:.0f} ms), 30-day scan "
+              f"{clustered[1] / plain[1]:.2f}x ({plain[1]:.0f} -> {clustered[1]:.0f} ms)",
+              flush=True)
 
 
 def live(args: argparse.Namespace) -> None:

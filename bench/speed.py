@@ -62,10 +62,10 @@ from producers.produce import ProduceReport, generated, produce
 from serving_layer.refresh import refresh
 from serving_layer.trino import connect, query
 from shared.config import REPO_ROOT, Settings
+from shared.partials import partials_topic
 from shared.tables import open_table
 from speed_layer import control
 from speed_layer.job import GROUP_ID
-from speed_layer.pipeline import partials_topic
 
 WARM_UP_S = 30
 

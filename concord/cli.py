@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh-s", type=POSITIVE, default=1.0,
                    help="the server refreshes every book from Trino at most this often "
                    "(default 1)")
+    p.add_argument("--no-live", dest="live_feed", action="store_false",
+                   help="do not follow the speed job's partials topic: the current bar and "
+                   "the board then move with Trino's refreshes only")
     p = add("sql", cmd_sql, "the Trino CLI on catalog lake, as CONCORD_TRINO_USER (HTTPS, "
             "password from $CONCORD_HOME/secrets/trino-users.json)", needs=("trino",))
     p.add_argument("--user", choices=ROLES, help="Trino user (default: CONCORD_TRINO_USER)")

@@ -21,6 +21,11 @@ never waits for Trino. When Trino fails, the last good data is served with the e
 and the page says it is stale; it also does when no new trade arrived for `stale_s`
 seconds (a page parameter, default 10) or the server does not answer. Decimals travel
 as strings (exact); the page parses them for drawing only.
+
+The current bar and the board also follow the speed job's partials topic
+(serving_layer.live, on unless `live=False`): a poll gets the feed's row of a window
+above the batch boundary where it counts more trades than Trino's, so the page moves
+with every checkpoint of the speed job rather than with Trino's refresh cycles.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ import pyarrow as pa
 
 from infra.artifacts import charts_js
 from serving_layer.client import Client
+from serving_layer.live import Live
 from shared.config import Settings
+from shared.views import BARS_1M
 
 STATIC = Path(__file__).resolve().parent / "dashboard_static"
 HISTORY_MINUTES = 180
@@ -59,6 +66,9 @@ def _plain(value: Any) -> Any:
 Book = tuple[str, str]
 Row = dict[str, Any]
 RECENT_MINUTES = 2  # what a quick cycle re-reads of every book's bars
+# A bar's fields on the page (the bars query's columns but the book).
+PAGE_BAR_FIELDS = ("window_start", "open", "high", "low", "close", "volume", "trade_count",
+                   "vwap")
 
 
 @dataclass
@@ -90,8 +100,9 @@ class Snapshots:
 
     def __init__(self, settings: Settings, user: str, refresh_s: float, *,
                  full_every: int = 5, rest: float = 1.0,
-                 client: Client | None = None) -> None:
+                 client: Client | None = None, live: Live | None = None) -> None:
         self.settings = settings
+        self.live = live
         self.rest = rest
         self.client = client or Client(settings, user=user)
         self.refresh_s = refresh_s
@@ -105,11 +116,13 @@ class Snapshots:
         self.error_since: float | None = None
         self.ok_at: float | None = None  # epoch seconds of the last successful cycle
         self.query_ms: list[float] = []  # per cycle: its queries' wall time
-        self._encoded: dict[Book, tuple[int, bytes]] = {}
+        self._encoded: dict[Book, tuple[tuple[int, int], bytes]] = {}
         threading.Thread(target=self._loop, daemon=True, name="dashboard-refresh").start()
 
     def close(self) -> None:
         self.closed.set()
+        if self.live is not None:
+            self.live.close()
         with self.changed:
             self.changed.notify_all()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -125,8 +138,8 @@ class Snapshots:
         jobs = {
             "board": f"SELECT exchange, symbol, price, ts FROM {cat}.serving.ticker "  # noqa: S608 - fixed names
                      "ORDER BY symbol, exchange",
-            "bars": f"SELECT exchange, symbol, window_start, open, high, low, close, volume, "  # noqa: S608 - fixed names
-                    f"trade_count, vwap FROM {cat}.serving.bars_1m WHERE window_start >= "
+            "bars": f"SELECT exchange, symbol, {', '.join(PAGE_BAR_FIELDS)} "  # noqa: S608 - fixed names
+                    f"FROM {cat}.serving.bars_1m WHERE window_start >= "
                     f"current_timestamp - INTERVAL '{minutes}' MINUTE",
         }
         if full:
@@ -180,19 +193,62 @@ class Snapshots:
             while not self.cycles and not self.closed.is_set() and time.monotonic() < deadline:
                 self.changed.wait(max(0.01, deadline - time.monotonic()))
 
-    def _book(self, exchange: str, symbol: str) -> tuple[int, dict[str, Any]]:
-        """(cycle, the page's data for one book but the server time)."""
+    def _version(self) -> tuple[int, int]:
+        """What the page's data depends on: the refresh cycle and the live feed."""
+        return self.cycles, self.live.version if self.live is not None else 0
+
+    def _book(self, exchange: str, symbol: str) -> tuple[tuple[int, int], dict[str, Any]]:
+        """(version, the page's data for one book but the server time): Trino's rows,
+        with the live feed's where it is ahead (serving_layer.live)."""
         with self.changed:
-            data, cycle = self.data, self.cycles
-        newest = max((r["ts"] for r in data.board if r["ts"] is not None), default=None)
+            data, version = self.data, self._version()
         bars = data.bars.get((exchange, symbol), {})
-        return cycle, {
+        board = data.board
+        live: dict[str, Any] = {"enabled": self.live is not None}
+        if self.live is not None:
+            bars, board = self._with_live(self.live, data, exchange, symbol)
+            live.update(error=self.live.error, records=self.live.records)
+        newest = max((r["ts"] for r in board if r["ts"] is not None), default=None)
+        return version, {
             "exchange": exchange, "symbol": symbol,
             "bars": [bars[w] for w in sorted(bars)], "spread": data.spread.get(symbol, []),
-            "board": data.board, "boundaries": data.boundaries, "newest_trade": newest,
+            "board": board, "boundaries": data.boundaries, "newest_trade": newest,
             "trino": {"ok_at": self.ok_at, "error": self.error,
                       "error_since": self.error_since},
+            "live": live,
         }
+
+    @staticmethod
+    def _with_live(live: Live, data: _Data, exchange: str, symbol: str
+                   ) -> tuple[dict[float, Row], list[Row]]:
+        """One book's bars and the board with the feed's rows where it counts more
+        trades (bars: windows at or after the bars_1m boundary only) or knows a later
+        trade (board)."""
+        boundary = next((b["boundary"] for b in data.boundaries
+                         if b["view_name"] == BARS_1M.name and b["boundary"] is not None), None)
+        since = datetime.fromtimestamp(time.time() - HISTORY_MINUTES * 60, tz=UTC)
+        bars = dict(data.bars.get((exchange, symbol), {}))
+        feed = live.bars(since, datetime.fromtimestamp(boundary, tz=UTC)
+                         if boundary is not None else None, (exchange, symbol))
+        for (_, _, start), row in feed.items():
+            w = start.timestamp()
+            if w not in bars or row["trade_count"] > bars[w]["trade_count"]:
+                bars[w] = {f: _plain(row[f]) for f in PAGE_BAR_FIELDS}
+        board = []
+        last = live.last_trades()
+        seen = set()
+        for r in data.board:
+            book = (r["exchange"], r["symbol"])
+            seen.add(book)
+            if book in last and (r["ts"] is None or last[book][1] / 1000 > r["ts"]):
+                price, ms = last[book]
+                r = {**r, "price": _plain(price), "ts": ms / 1000}
+            board.append(r)
+        for (ex, sym), (price, ms) in sorted(last.items()):
+            if (ex, sym) not in seen:
+                board.append({"exchange": ex, "symbol": sym, "price": _plain(price),
+                              "ts": ms / 1000})
+        return bars, board
 
     def snapshot(self, exchange: str, symbol: str, wait_s: float = 60.0) -> dict[str, Any]:
         """The page's data for one book; waits (up to `wait_s`) only for the server's
@@ -205,9 +261,9 @@ class Snapshots:
         self._wait_first(60.0)
         key = (exchange, symbol)
         cached = self._encoded.get(key)
-        if cached is None or cached[0] != self.cycles:
-            cycle, body = self._book(exchange, symbol)
-            cached = (cycle, json.dumps(body).encode())
+        if cached is None or cached[0] != self._version():
+            version, body = self._book(exchange, symbol)
+            cached = (version, json.dumps(body).encode())
             self._encoded[key] = cached
         return b'{"server_time": %.3f, ' % time.time() + cached[1][1:]
 
@@ -335,6 +391,9 @@ class DashboardServer(ThreadingHTTPServer):
 
 
 def serve(settings: Settings, *, port: int = 8050, user: str = "desk",
-          refresh_s: float = 1.0) -> DashboardServer:
-    """The dashboard's HTTP server on 127.0.0.1:`port` (not started: call serve_forever)."""
-    return DashboardServer(port, Snapshots(settings, user, refresh_s), settings)
+          refresh_s: float = 1.0, live: bool = True) -> DashboardServer:
+    """The dashboard's HTTP server on 127.0.0.1:`port` (not started: call serve_forever);
+    with `live`, the current bar and the board also follow the speed job's partials topic
+    (serving_layer.live)."""
+    feed = Live(settings) if live else None
+    return DashboardServer(port, Snapshots(settings, user, refresh_s, live=feed), settings)

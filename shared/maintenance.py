@@ -16,6 +16,10 @@ The bookkeeping tables (meta.boundaries, meta.ingest_runs) get one small append 
 batch run; `tidy` compacts them (all rows kept) so that a serving query, which reads
 the boundary, does not open one file per batch run ever made.
 
+Only one process compacts a table: the speed job compacts its tables as it runs, so
+`batch run` then only deletes, vacuums and checkpoints them (`maintain(compact_files=
+False)`): two concurrent compactions of one table duplicate its rows (see `maintain`).
+
 All of it goes through Delta commits that a concurrent committer's appends do not
 conflict with (blind appends), and keeps the committers' `txn` versions (they live on
 in the checkpoint), so the speed job runs on undisturbed.
@@ -60,8 +64,18 @@ def compact(uri: str, min_files: int = 2) -> tuple[int, int] | None:
     return before, len(DeltaTable(uri).file_uris())
 
 
-def maintain(uri: str, *, keep_from: datetime | None, name: str = "") -> Maintained | None:
-    """Delete rows before `keep_from` (None: delete nothing), compact, vacuum; None if no table."""
+def maintain(uri: str, *, keep_from: datetime | None, name: str = "",
+             compact_files: bool = True) -> Maintained | None:
+    """Delete rows before `keep_from` (None: delete nothing), compact (unless told not
+    to), vacuum; None if no table.
+
+    Never compact a table another process may be compacting at the same moment: two
+    concurrent delta-rs (1.6.6) compactions of one table both commit, each adding its
+    rewrite of the same rows, and every row is then there twice (found by bench.faults:
+    speed rows counted 2-8 times; a 30 s script with an appender and two compacting
+    threads turned 13,000 rows into 155 million). A compaction beside appends and a
+    delete is safe (tests/unit/shared/test_maintenance.py). The speed
+    job compacts its own tables; `batch run` passes `compact_files=False` for them then."""
     from deltalake import DeltaTable
 
     table = open_table(uri)
@@ -75,7 +89,7 @@ def maintain(uri: str, *, keep_from: datetime | None, name: str = "") -> Maintai
         moment = keep_from.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         deleted = int(table.delete(f"window_start < '{moment}'")["num_deleted_rows"])
         table = DeltaTable(uri)
-    if len(table.file_uris()) > 1:
+    if compact_files and len(table.file_uris()) > 1:
         table.optimize.compact()
         table = DeltaTable(uri)
     vacuumed = table.vacuum(retention_hours=VACUUM_HOURS, dry_run=False,

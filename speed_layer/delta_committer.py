@@ -28,13 +28,10 @@ Durability and retries (the contract):
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -45,36 +42,11 @@ from deltalake.exceptions import CommitFailedError
 from infra import kafka
 from shared.config import Settings
 from shared.errors import first_line
+from shared.partials import Decoder, json_decoder
 from shared.tables import open_table
 
-Decoder = Callable[[bytes], Mapping[str, Any]]
 # What the committer writes for the records of one poll (e.g. partial rows regrouped).
 Transform = Callable[[list[Mapping[str, Any]]], list[dict[str, Any]]]
-
-
-def json_decoder(schema: pa.Schema) -> Decoder:
-    """Decode a JSON object into a row of `schema`; decimals exactly, never via float.
-
-    Timestamps are ISO-8601 text in UTC (Flink's `json.timestamp-format.standard`
-    ISO-8601 for TIMESTAMP columns, the session time zone being UTC).
-    """
-    decimal_fields = {f.name for f in schema if pa.types.is_decimal(f.type)}
-    timestamp_fields = {f.name for f in schema if pa.types.is_timestamp(f.type)}
-
-    def decode(raw: bytes) -> Mapping[str, Any]:
-        obj: dict[str, Any] = json.loads(raw, parse_float=Decimal)
-        for name in decimal_fields:
-            value = obj.get(name)
-            if value is not None and not isinstance(value, Decimal):
-                obj[name] = Decimal(str(value))
-        for name in timestamp_fields:
-            value = obj.get(name)
-            if isinstance(value, str):
-                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                obj[name] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return obj
-
-    return decode
 
 
 # Upper bounds (seconds) of the commit latency histogram the exporter serves.

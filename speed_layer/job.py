@@ -30,10 +30,11 @@ from infra.kafka import ensure_topic
 from infra.monitoring import flink_reporter_options
 from shared.config import Settings, load_settings
 from shared.maintenance import compact
+from shared.partials import partials_topic, rejects_topic
 from shared.runstate import SPEED_METRICS, write_state
 from shared.views import VIEWS
 from speed_layer.delta_committer import DeltaCommitter
-from speed_layer.pipeline import build, committers, partials_topic, rejects_topic
+from speed_layer.pipeline import build, committers
 
 GROUP_ID = "concord-speed"
 DROP_UNMATCHED_FLAG = "--drop-unmatched-state"

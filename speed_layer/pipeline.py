@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING
 
 from infra.kafka import flink_properties
 from shared.config import Settings
+from shared.partials import json_decoder, partials_topic, rejects_topic
 from shared.tables import SPEED_REJECTS, arrow_schema, speed_columns
 from shared.views import View, grain, regroup
 from speed_layer import contract_udf
-from speed_layer.delta_committer import DeltaCommitter, Transform, json_decoder
+from speed_layer.delta_committer import DeltaCommitter, Transform
 from speed_layer.flink_io import kafka_exactly_once_sink_ddl, kafka_source_ddl
 from speed_layer.flink_views import flink_type, partials_sql
 
@@ -40,15 +41,6 @@ if TYPE_CHECKING:
 
 def flink_columns(columns: list[tuple[str, str]]) -> str:
     return ", ".join(f"`{name}` {flink_type(sql)}" for name, sql in columns)
-
-
-def partials_topic(settings: Settings, topic: str | None = None) -> str:
-    """The topic of the grain's partial rows (one for all views)."""
-    return f"{topic or settings.topic}.speed.partials"
-
-
-def rejects_topic(settings: Settings, topic: str | None = None) -> str:
-    return f"{topic or settings.topic}.speed.rejects"
 
 
 def build(t_env: TableEnvironment, settings: Settings, views: list[View], *,

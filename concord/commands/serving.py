@@ -44,9 +44,11 @@ def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
     from serving_layer.dashboard import serve
 
     port = args.port or settings.dashboard_port
-    server = serve(settings, port=port, user=args.user, refresh_s=args.refresh_s)
-    print(f"dashboard: http://127.0.0.1:{port}/ (Trino as {args.user}; Ctrl-C stops it)",
-          flush=True)
+    server = serve(settings, port=port, user=args.user, refresh_s=args.refresh_s,
+                   live=args.live_feed)
+    live = "; the current bar follows the speed job's partials topic" if args.live_feed else ""
+    print(f"dashboard: http://127.0.0.1:{port}/ (Trino as {args.user}{live}; Ctrl-C stops "
+          "it)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -2,9 +2,10 @@
 
 A live generated stream goes through the real speed job; `concord dashboard` serves the
 page; Chromium (Debian's package, installed by infra/run_tests.sh) loads it, in real
-time over the DevTools protocol (harness.browser). The chart
-renders (candles drawn on canvases), the current bar changes while the page is open,
-the freshness indicator and the board are filled, and a screenshot is kept in
+time over the DevTools protocol (harness.browser). The chart renders (candles drawn on
+canvases), the current bar changes while the page is open, the freshness indicator
+and the board are filled, the live feed the page follows (serving_layer.live) holds
+exactly the serving view's bars once the stream stops, and a screenshot is kept in
 test-artifacts/dashboard.png; the ops strip shows what Prometheus sees. Then the page
 says its data is stale: when the trades stop, when its server cannot reach Trino (and
 the strip that Prometheus does not answer), when the server is gone.
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,11 @@ from infra.kafka import ensure_topic
 from infra.processes import free_port
 from producers.market import MarketConfig
 from producers.produce import ProduceReport, generated, produce
+from serving_layer.live import Live
 from serving_layer.refresh import refresh
+from serving_layer.trino import query
 from shared.config import Settings
+from shared.views import BARS_1M
 from speed_layer import control
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +52,29 @@ def _snapshot(port: int) -> dict[str, Any]:
         return body
 
 
+def _feed_equals_serving(settings: Settings, feed: Live, timeout_s: float = 90) -> None:
+    since = feed.partials.complete_from
+    names = [*(m.name for m in BARS_1M.measures), "vwap"]
+    sql = (f"SELECT exchange, symbol, window_start, {', '.join(names)} "
+           f"FROM {settings.catalog}.serving.bars_1m "
+           f"WHERE window_start >= from_unixtime({since.timestamp():.0f})")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        served = {(r[0], r[1], r[2].replace(tzinfo=UTC)): dict(zip(names, r[3:], strict=True))
+                  for r in query(settings, sql)}
+        got = {k: {n: r[n] for n in names} for k, r in feed.bars(since, None).items()}
+        if got == served and got:
+            return
+        assert got, f"the live feed holds no row: {feed.error}"
+        if time.monotonic() > deadline:
+            diff = sorted(k for k in got.keys() | served.keys() if got.get(k) != served.get(k))
+            pytest.fail(f"the live feed and serving.bars_1m differ in {len(diff)} of "
+                        f"{len(served)} windows, e.g. {diff[:1]}: feed "
+                        f"{got.get(diff[0]) if diff else None}, served "
+                        f"{served.get(diff[0]) if diff else None}")
+        time.sleep(3)
+
+
 def test_dashboard_renders_and_the_current_bar_moves(
     stack: Settings, unique: str, tmp_path: Path, artifact_dir: Path
 ) -> None:
@@ -54,6 +82,7 @@ def test_dashboard_renders_and_the_current_bar_moves(
     ensure_topic(settings, settings.topic, 2)
     refresh(settings)
     print(control.start(settings))
+    feed = Live(settings)  # the page's live feed, read here too: compared with Trino below
     done = threading.Event()
 
     def stream() -> None:
@@ -77,7 +106,10 @@ def test_dashboard_renders_and_the_current_bar_moves(
                 pass
             time.sleep(2)
         else:
-            pytest.fail("the dashboard never served a bar of the live book")
+            server.terminate()
+            out = server.communicate(timeout=30)[0]
+            pytest.fail(f"the dashboard never served a bar of the live book; its output:\n"
+                        f"{out[-3000:]}")
         url = f"http://127.0.0.1:{port}/?exchange={BOOK[0]}&symbol={BOOK[1]}&stale_s=20"
         with Browser() as browser:
             browser.open(url)
@@ -106,9 +138,22 @@ def test_dashboard_renders_and_the_current_bar_moves(
             browser.screenshot(shot)
             assert shot.stat().st_size > 10_000
 
+            live = _snapshot(port)["live"]
+            assert live["enabled"] and live["records"] > 0 and not live["error"], live
+
+            # The feed holds a whole window of trades (it is complete from the first
+            # minute after it started reading), before the trades stop.
+            deadline = time.monotonic() + 150
+            while not feed.bars(feed.partials.complete_from, None):
+                assert time.monotonic() < deadline, f"the live feed got no rows: {feed.error}"
+                time.sleep(2)
+
             # The trades stop: after stale_s seconds without one, the page says so.
             done.set()
             browser.wait_for("document.body.dataset.stale === 'trades'", 90)
+            # The feed's bars (every book, every window since it was complete) equal the
+            # serving view's once the committers have caught up: exactly, every measure.
+            _feed_equals_serving(settings, feed)
             assert "no new trade" in browser.evaluate("document.getElementById('stale')"
                                                       ".innerText")
             # The server goes away: the page says it cannot refresh.
@@ -142,6 +187,7 @@ def test_dashboard_renders_and_the_current_bar_moves(
                 "document.getElementById('ops').innerText")
     finally:
         done.set()
+        feed.close()
         server.terminate()
         server.wait(timeout=30)
         print(control.stop(settings))

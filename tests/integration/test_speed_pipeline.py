@@ -24,9 +24,10 @@ from serving_layer.trino import query, register_table
 from serving_layer.trino_views import merge_sql, served_sql
 from shared.config import Settings
 from shared.contract import Trade
+from shared.partials import partials_topic, rejects_topic
 from shared.tables import open_table
 from shared.views import VIEWS
-from speed_layer.pipeline import build, committers, partials_topic, rejects_topic
+from speed_layer.pipeline import build, committers
 from tests.oracle import view_rows
 
 pytestmark = pytest.mark.integration

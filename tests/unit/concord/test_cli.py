@@ -105,3 +105,14 @@ def test_speed_status_of_a_stopped_job_says_how_to_start_it(
     out = capsys.readouterr().out
     assert "running: no (`concord speed start` starts it)" in out
     assert "None" not in out
+
+
+@pytest.mark.parametrize(("argv", "follows"), [(["dashboard"], True),
+                                               (["dashboard", "--no-live"], False)])
+def test_the_dashboard_parses_with_and_without_its_live_feed(argv: list[str],
+                                                              follows: bool) -> None:
+    from concord.cli import check
+
+    args = build_parser().parse_args(argv)
+    check(args)  # the produce's `--live needs --rate` must not take it for its own --live
+    assert args.live_feed is follows

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from producers.market import Market, MarketConfig
-from shared.views import BARS_1M, FLOW_5M, VIEWS, Agg, View, evaluate, grain, order_key, regroup
+from shared.views import BARS_1M, FLOW_5M, VIEWS, View, grain, regroup
 from tests.oracle import view_rows
-from tests.view_cases import EDGE_TRADES
+from tests.view_cases import EDGE_TRADES, grain_partials
 
 
 def test_the_grain_of_the_views() -> None:
@@ -24,33 +23,12 @@ def test_the_grain_of_the_views() -> None:
     assert grain([FLOW_5M]).window_seconds == 300
 
 
-def _grain_partials(base: View, trades: list[Any], slices: int) -> list[dict[str, Any]]:
-    """Partial rows of `base` over `trades` cut into `slices` (as seconds of a speed job)."""
-    rows = []
-    for i in range(slices):
-        part = trades[i::slices]
-        for key, measures in evaluate(base, part).items():
-            row = {**dict(zip(base.keys, key[:-1], strict=True)), "window_start": key[-1],
-                   **measures}
-            for m in base.measures:
-                if m.agg in (Agg.FIRST, Agg.LAST):
-                    pick = min if m.agg is Agg.FIRST else max
-                    t = pick((t for t in part if (*[getattr(t, k) for k in base.keys],
-                             datetime.fromtimestamp(t.ts // 1000 // base.window_seconds *
-                                                    base.window_seconds, tz=UTC)) == key),
-                             key=lambda t: (t.ts, t.trade_id))
-                    row[m.key_column or ""] = order_key(t.ts, t.trade_id, f"{t.price:.8f}")
-            row["emitted_at"] = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i % 2)
-            rows.append(row)
-    return rows
-
-
 def test_regrouped_grain_rows_merge_to_each_view() -> None:
     trades = [*EDGE_TRADES,
               *(m.trade for m in itertools.islice(Market(MarketConfig(seed=5)).messages(), 3000)
                 if m.trade)]
     base = grain(VIEWS.values())
-    rows = _grain_partials(base, trades, slices=4)
+    rows = grain_partials(base, trades, slices=4)
     for view in VIEWS.values():
         # Merged over all seconds: the view's rows over all the trades.
         merged = regroup(view, rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
 
 from shared.bookkeeping import keep_from
 from shared.maintenance import compact, maintain, tidy
@@ -106,3 +107,48 @@ def test_tidy_compacts_a_bookkeeping_table_keeping_every_row_and_transaction(
     # the rewritten files are younger than the vacuum's week: still on disk for old readers
     assert done.files_vacuumed == 0
     assert len(list((tmp_path / "boundaries").glob("*.parquet"))) == 9
+
+
+def test_the_speed_jobs_compaction_beside_batch_maintenance_keeps_every_row_once(
+        tmp_path: Path) -> None:
+    """As they run together: the committer appending, the speed job compacting, a batch
+    run deleting old windows and vacuuming without compacting (two concurrent
+    compactions would each add their rewrite of the same rows)."""
+    import threading
+
+    uri = str(tmp_path / "speed")
+    _append(uri, 0, 0)
+    stop = time.monotonic() + 8
+    appended = [2]
+    failures: list[BaseException] = []
+
+    def appender() -> None:
+        offset = 1
+        while time.monotonic() < stop:
+            try:
+                _append(uri, 10 + offset % 5, offset)
+                appended[0] += 2
+                offset += 1
+            except CommitFailedError:
+                pass  # refused for a concurrent commit: retried, as the committer does
+
+    def loop(step: object) -> None:
+        while time.monotonic() < stop:
+            try:
+                step()  # type: ignore[operator]
+            except CommitFailedError:
+                pass  # refused for a concurrent commit: the next pass (next batch run)
+            except Exception as exc:  # noqa: BLE001 - collected, asserted below
+                failures.append(exc)
+
+    threads = [threading.Thread(target=appender),
+               threading.Thread(target=loop, args=(lambda: compact(uri, min_files=2),)),
+               threading.Thread(target=loop, args=(lambda: maintain(
+                   uri, keep_from=T0 + timedelta(minutes=5), compact_files=False),))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:3]
+    rows = DeltaTable(uri).to_pyarrow_table().num_rows
+    assert rows == appended[0] - 2  # every append once; minute 0's rows deleted

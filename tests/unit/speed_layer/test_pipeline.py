@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.config import Settings
-from speed_layer.pipeline import each_emit, partials_topic, rejects_topic
+from speed_layer.pipeline import each_emit
 
 
 @pytest.mark.parametrize(("ms", "interval"), [(100, "0.100"), (250, "0.250"),
@@ -14,8 +14,3 @@ def test_the_emit_slice_is_an_exact_interval(ms: int, interval: str) -> None:
     sql = each_emit(Settings(speed_emit_ms=ms), "t")
     assert f"INTERVAL '{interval}' SECOND(2, 3)" in sql and "TABLE t," in sql
 
-
-def test_topics_follow_the_source_topic() -> None:
-    settings = Settings(topic="trades")
-    assert partials_topic(settings) == "trades.speed.partials"
-    assert rejects_topic(settings, "other") == "other.speed.rejects"

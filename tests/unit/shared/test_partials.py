@@ -1,10 +1,13 @@
+"""shared.partials: the speed job's topics and their rows."""
+
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pyarrow as pa
 
-from speed_layer.delta_committer import json_decoder
+from shared.config import Settings
+from shared.partials import json_decoder, partials_topic, rejects_topic
 
 SCHEMA = pa.schema([("id", pa.string()), ("price", pa.decimal128(18, 8)), ("n", pa.int64())])
 
@@ -32,3 +35,9 @@ def test_iso_timestamps_are_utc() -> None:
     assert row["window_start"] == datetime(2025, 11, 22, 8, 26, tzinfo=UTC)
     table = pa.Table.from_pylist([row], schema=schema)
     assert table.column("window_start")[0].as_py() == datetime(2025, 11, 22, 8, 26, tzinfo=UTC)
+
+
+def test_topics_follow_the_source_topic() -> None:
+    settings = Settings(topic="trades")
+    assert partials_topic(settings) == "trades.speed.partials"
+    assert rejects_topic(settings, "other") == "other.speed.rejects"
