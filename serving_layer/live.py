@@ -151,6 +151,8 @@ class Live:
         self.decode = json_decoder(arrow_schema(speed_columns(self.partials.grain)))
         self.error: str | None = None
         self.records = 0
+        # Called (from the consumer's thread) after each change of the merge.
+        self.on_change: Callable[[], None] | None = None
         self.closed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="dashboard-live")
         self._thread.start()
@@ -224,6 +226,8 @@ class Live:
                             datetime.fromtimestamp(time.time() - KEEP_S, tz=UTC))
                     self.records += len(rows)
                     self.error = None
+                    if self.on_change is not None:
+                        self.on_change()
             except Exception as exc:  # noqa: BLE001 - shown on the page; Trino still serves
                 # Start over from now: a fresh merge, complete from the next window on
                 # (meanwhile the page shows Trino's rows alone).
