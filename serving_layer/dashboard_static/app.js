@@ -28,7 +28,7 @@ chart.panes()[1].setHeight(120);
 
 // What a test or a curious user can read without looking at pixels.
 const stats = document.body.dataset;
-let shownBook = "", lastBarKey = "", changes = [], lastTradeKey = "";
+let shownBook = "", shownLast = null, lastBarKey = "", changes = [], lastTradeKey = "";
 
 function ago(seconds) {
   if (seconds == null) return "never";
@@ -90,18 +90,23 @@ function drawChart(s) {
   const vols = s.bars.map(r => ({ time: r.window_start, value: +r.volume,
                                   color: +r.close >= +r.open ? "#26a69a80" : "#ef535080" }));
   const book = s.exchange + ":" + s.symbol;
-  if (book !== shownBook || bars.length < Number(chartEl.dataset.bars)) {
-    candles.setData(bars);
-    volume.setData(vols);
-    shownBook = book;
-  } else if (bars.length) {
-    // New and changed bars only: the last one (the current minute) moves as trades come.
-    const known = Number(chartEl.dataset.bars);
-    for (let i = Math.max(0, known - 1); i < bars.length; i++) {
+  const known = Number(chartEl.dataset.bars || 0);
+  // New and changed bars only (the last one, the current minute, moves as trades come)
+  // when the bars drawn are still the start of the new ones; otherwise (another book,
+  // old windows dropped, a window appearing between two drawn ones) all of them: the
+  // chart refuses an update older than its last bar.
+  if (book === shownBook && known && bars.length >= known &&
+      bars[known - 1].time === shownLast) {
+    for (let i = known - 1; i < bars.length; i++) {
       candles.update(bars[i]);
       volume.update(vols[i]);
     }
+  } else {
+    candles.setData(bars);
+    volume.setData(vols);
+    shownBook = book;
   }
+  shownLast = bars.length ? bars[bars.length - 1].time : null;
   chartEl.dataset.bars = String(bars.length);
   if (bars.length && !stats.firstChartMs) {
     stats.firstChartMs = performance.now().toFixed(0);
