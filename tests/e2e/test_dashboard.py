@@ -141,8 +141,8 @@ def test_dashboard_renders_and_the_current_bar_moves(
             live = _snapshot(port)["live"]
             assert live["enabled"] and live["records"] > 0 and not live["error"], live
 
-            # The feed holds a whole window of trades (it is complete from the first
-            # minute after it started reading), before the trades stop.
+            # The feed holds trades of a window it has whole (from the minute it started
+            # in), before the trades stop.
             deadline = time.monotonic() + 150
             while not feed.bars(feed.partials.complete_from, None):
                 assert time.monotonic() < deadline, f"the live feed got no rows: {feed.error}"
