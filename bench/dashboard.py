@@ -8,10 +8,12 @@ dashboard server (`concord dashboard`'s) in this process, reading Trino as desk.
    (harness.browser, real time) opens the page of a book: time to first chart = the
    page's performance.now() when its first candles were drawn (navigation start ->
    chart).
-2. With the page open, --viewers HTTP clients (polling /api/snapshot every --poll-ms, as
-   the page does) spread over 4 books for --seconds: response time p50/p95 and the
-   Trino time per refresh cycle of the server (its queries in parallel); then the mean
-   interval between changes of the current bar the page saw meanwhile.
+2. With the page open, --viewers HTTP clients (long-polling /api/snapshot as the page
+   does: `after` its last version, held up to `wait_ms`) spread over 4 books for
+   --seconds: the time to answer a request that does not wait (one each second per
+   viewer, beside its long polls; p50/p95) and the Trino time per refresh cycle of the
+   server (its queries in parallel); then the mean interval between changes of the
+   current bar and of the book's last trade that the page saw meanwhile.
 Both with a server without the live feed (the current bar moves with Trino's refresh
 cycles) and with it (serving_layer.live: with the speed job's checkpoints), side by side.
 Targets (issue 14): first chart <= 1.5 s, a change at least every second, p95 <= 1 s.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import threading
 import time
 import urllib.request
@@ -46,18 +49,26 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def viewers(port: int, n: int, seconds: int, latencies: list[float], poll_s: float
+def viewers(port: int, n: int, seconds: int, latencies: list[float], wait_ms: int
             ) -> list[threading.Thread]:
+    """`n` viewers, each long-polling like the page and, once a second, asking without
+    waiting (the response time measured: a long poll's time is mostly its wait)."""
     stop = time.monotonic() + seconds
 
     def viewer(book: tuple[str, str]) -> None:
         url = f"http://127.0.0.1:{port}/api/snapshot?exchange={book[0]}&symbol={book[1]}"
+        after, probe_at = "", 0.0
         while time.monotonic() < stop:
-            t0 = time.monotonic()
-            with urllib.request.urlopen(url, timeout=60) as resp:
-                resp.read()
-            latencies.append((time.monotonic() - t0) * 1000)
-            time.sleep(max(0.0, poll_s - (time.monotonic() - t0)))
+            if time.monotonic() >= probe_at:
+                t0 = time.monotonic()
+                with urllib.request.urlopen(url, timeout=60) as resp:
+                    resp.read()
+                latencies.append((time.monotonic() - t0) * 1000)
+                probe_at = t0 + 1.0
+            wait = f"&after={after}&wait_ms={wait_ms}" if after else ""
+            with urllib.request.urlopen(url + wait, timeout=60) as resp:  # noqa: S310 - http://127.0.0.1
+                after = json.loads(resp.read())["version"]
+            time.sleep(0.1)  # the page's gap between requests
 
     threads = [threading.Thread(target=viewer, args=(BOOKS[i % len(BOOKS)],))
                for i in range(n)]
@@ -66,11 +77,12 @@ def viewers(port: int, n: int, seconds: int, latencies: list[float], poll_s: flo
     return threads
 
 
-def measure(settings: Settings, seconds: int, n: int, *, live: bool, poll_ms: int) -> float:
+def measure(settings: Settings, seconds: int, n: int, *, live: bool, wait_ms: int
+            ) -> tuple[float, float]:
     """The figures of one server (with or without the live feed); returns the mean
-    interval between changes of the page's current bar, ms."""
+    intervals between changes of the page's current bar and of its last trade, ms."""
     print(f"--- dashboard server {'with' if live else 'without'} the live feed "
-          f"(serving_layer.live); the page polls every {poll_ms} ms", flush=True)
+          f"(serving_layer.live); the page long-polls, held up to {wait_ms} ms", flush=True)
     server = serve(settings, port=free_port(), live=live)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -83,31 +95,36 @@ def measure(settings: Settings, seconds: int, n: int, *, live: bool, poll_ms: in
           "start", flush=True)
     try:
         with Browser() as page:
-            page.open(f"{base}/?exchange={book[0]}&symbol={book[1]}&poll_ms={poll_ms}")
+            page.open(f"{base}/?exchange={book[0]}&symbol={book[1]}&wait_ms={wait_ms}")
             first = float(page.wait_for("document.body.dataset.firstChartMs", 60))
             print(f"dashboard in Chromium: first chart {first:.0f} ms after navigation start "
                   f"(target <= 1500 ms)", flush=True)
             latencies: list[float] = []
             server.snapshots.query_ms.clear()
             start_changes = int(page.evaluate("Number(document.body.dataset.barChanges || 0)"))
+            start_trades = int(page.evaluate("Number(document.body.dataset.priceChanges || 0)"))
             t0 = time.monotonic()
-            for t in viewers(server.server_address[1], n, seconds, latencies, poll_ms / 1000):
+            for t in viewers(server.server_address[1], n, seconds, latencies, wait_ms):
                 t.join()
             elapsed = time.monotonic() - t0
             changes = int(page.evaluate("Number(document.body.dataset.barChanges || 0)"))
+            trades = int(page.evaluate("Number(document.body.dataset.priceChanges || 0)"))
             polls = int(page.evaluate("Number(document.body.dataset.polls || 0)"))
             stale = page.evaluate("document.body.dataset.stale")
         queries = list(server.snapshots.query_ms)
         every = elapsed * 1000 / max(1, changes - start_changes)
+        every_trade = elapsed * 1000 / max(1, trades - start_trades)
         print(f"dashboard, {n} viewers over {len(BOOKS)} books for {seconds}s: "
-              f"{len(latencies)} polls; response p50 {pct(latencies, 0.5):.0f} ms, p95 "
+              f"{len(latencies)} requests without a wait; response p50 "
+              f"{pct(latencies, 0.5):.0f} ms, p95 "
               f"{pct(latencies, 0.95):.0f} ms (target <= 1000); Trino per refresh cycle "
               f"p50 {pct(queries, 0.5):.0f} ms, p95 {pct(queries, 0.95):.0f} ms "
               f"({len(queries)} cycles)", flush=True)
         print(f"meanwhile the page's current bar changed {changes - start_changes} times: "
-              f"every {every:.0f} ms (target <= 1000 ms; {polls} polls; stale flag "
-              f"{stale!r})", flush=True)
-        return every
+              f"every {every:.0f} ms; its last trade {trades - start_trades} times: every "
+              f"{every_trade:.0f} ms (target <= 1000 ms each; {polls} answers drawn; stale "
+              f"flag {stale!r})", flush=True)
+        return every, every_trade
     finally:
         server.shutdown()
         server.server_close()
@@ -118,8 +135,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--viewers", type=int, default=32)
-    parser.add_argument("--poll-ms", type=int, default=1000,
-                        help="the page's and the viewers' poll interval (the page's default)")
+    parser.add_argument("--wait-ms", type=int, default=1000,
+                        help="the longest the server holds a request of the page and the "
+                        "viewers for a change (the page's default)")
     args = parser.parse_args()
     with private_stack() as settings:
         done = threading.Event()
@@ -137,11 +155,13 @@ def main() -> None:
             threading.Thread(target=stream, daemon=True).start()
             time.sleep(30)  # the job's first seconds, and a first bar
             before = measure(settings, args.seconds, args.viewers, live=False,
-                             poll_ms=args.poll_ms)
+                             wait_ms=args.wait_ms)
             after = measure(settings, args.seconds, args.viewers, live=True,
-                            poll_ms=args.poll_ms)
-            print(f"current bar changes every {before:.0f} ms without the live feed, "
-                  f"{after:.0f} ms with it: {before / after:.2f}x as often", flush=True)
+                            wait_ms=args.wait_ms)
+            print(f"current bar changes every {before[0]:.0f} ms without the live feed, "
+                  f"{after[0]:.0f} ms with it: {before[0] / after[0]:.2f}x as often; the "
+                  f"last trade every {before[1]:.0f} ms vs {after[1]:.0f} ms: "
+                  f"{before[1] / after[1]:.2f}x", flush=True)
         finally:
             done.set()
 

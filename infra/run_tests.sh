@@ -11,7 +11,7 @@ if [[ "$*" != "tests/unit" ]] && ! command -v chromium >/dev/null; then
   $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium >/dev/null || {
     echo "run_tests: could not install chromium (apt-get install chromium)" >&2; exit 1; }
 fi
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=20 "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then
   echo "run_tests: pytest collected no tests in $*" >&2

@@ -11,10 +11,11 @@ merge (shared.views.regroup), so the current bar and the last price move with ev
 checkpoint.
 
 Why it agrees with the serving view: the feed starts reading at the first record of
-the topic written at or after `started - SKEW_S`. A window starting at or after
-`complete_from` (the first window start >= `started`) can only have partial rows
-written after its first trade arrived, so the feed holds every committed partial row
-of such a window read so far, in topic order; `lake.speed.bars_1m` holds the rows the
+the topic written at or after `complete_from - SKEW_S`, `complete_from` being the start
+of the window the feed started in. A window starting at or after `complete_from` can
+only have partial rows written after its first trade arrived, so the feed holds every
+committed partial row of such a window read so far, in topic order (the current window
+too: the page moves from its first minute on); `lake.speed.bars_1m` holds the rows the
 committer has appended, also a prefix in topic order. Of two prefixes of the same
 sequence, the one with more trades is the longer one, so for each window the page
 shows whichever of the feed's row and Trino's row counts more trades (equal counts:
@@ -37,7 +38,7 @@ from shared.partials import json_decoder, partials_topic
 from shared.tables import arrow_schema, speed_columns
 from shared.views import BARS_1M, VIEWS, View, grain, regroup
 
-# Records written this long before the feed started are read too: Kafka timestamps are
+# Records written this long before the feed's first window are read too: Kafka timestamps are
 # the speed job's clock at send time; this covers a small disorder between them.
 SKEW_S = 5.0
 # Windows older than this are dropped from memory (the page's recent bars come from
@@ -151,21 +152,23 @@ class Live:
         self.decode = json_decoder(arrow_schema(speed_columns(self.partials.grain)))
         self.error: str | None = None
         self.records = 0
+        # Called (from the consumer's thread) after each change of the merge.
+        self.on_change: Callable[[], None] | None = None
         self.closed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="dashboard-live")
         self._thread.start()
 
     def _restart(self, now: float, version: int = 0) -> None:
-        """Read from `now - SKEW_S` on into a fresh merge, complete from the first whole
-        window after `now`, its version counting on from `version` (after an error: past
+        """A fresh merge, complete from the start of the window `now` is in (read from
+        SKEW_S before it), its version counting on from `version` (after an error: past
         the old merge's, so that a page cached at some version is never taken for the
         fresh merge's)."""
         width = BARS_1M.window_seconds
-        first = -(-int(now) // width) * width
+        first = int(now) // width * width
         fresh = Partials(datetime.fromtimestamp(first, tz=UTC))
         fresh.version = version
         with self.lock:
-            self.started = now
+            self.started = float(first)
             self.partials = fresh
 
     def close(self) -> None:
@@ -224,6 +227,8 @@ class Live:
                             datetime.fromtimestamp(time.time() - KEEP_S, tz=UTC))
                     self.records += len(rows)
                     self.error = None
+                    if self.on_change is not None:
+                        self.on_change()
             except Exception as exc:  # noqa: BLE001 - shown on the page; Trino still serves
                 # Start over from now: a fresh merge, complete from the next window on
                 # (meanwhile the page shows Trino's rows alone).

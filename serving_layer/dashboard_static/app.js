@@ -1,9 +1,15 @@
-// The desk's live page: polls /api/snapshot every second and draws it.
+// The desk's live page: long-polls /api/snapshot (answered when the server's data
+// changes, or after WAIT_MS) and draws each answer.
 "use strict";
 const params = new URLSearchParams(location.search);
 let exchange = params.get("exchange") || "binance";
 let symbol = params.get("symbol") || "BTC-USDT";
-const POLL_MS = Number(params.get("poll_ms") || 1000);
+// The longest the server holds a request for a change: the page redraws (the ages it
+// shows, the stale flag) at least this often.
+const WAIT_MS = Number(params.get("wait_ms") || 1000);
+// Between two requests at least this long (a busy feed changes more often than needed),
+// and after a failed one POLL_MS.
+const GAP_MS = 100, POLL_MS = 1000;
 // The page says its data is stale after this long without a new trade.
 const STALE_S = Number(params.get("stale_s") || 10);
 
@@ -22,7 +28,7 @@ chart.panes()[1].setHeight(120);
 
 // What a test or a curious user can read without looking at pixels.
 const stats = document.body.dataset;
-let shownBook = "", lastBarKey = "", changes = [];
+let shownBook = "", shownLast = null, lastBarKey = "", changes = [], lastTradeKey = "";
 
 function ago(seconds) {
   if (seconds == null) return "never";
@@ -84,18 +90,23 @@ function drawChart(s) {
   const vols = s.bars.map(r => ({ time: r.window_start, value: +r.volume,
                                   color: +r.close >= +r.open ? "#26a69a80" : "#ef535080" }));
   const book = s.exchange + ":" + s.symbol;
-  if (book !== shownBook || bars.length < Number(chartEl.dataset.bars)) {
-    candles.setData(bars);
-    volume.setData(vols);
-    shownBook = book;
-  } else if (bars.length) {
-    // New and changed bars only: the last one (the current minute) moves as trades come.
-    const known = Number(chartEl.dataset.bars);
-    for (let i = Math.max(0, known - 1); i < bars.length; i++) {
+  const known = Number(chartEl.dataset.bars || 0);
+  // New and changed bars only (the last one, the current minute, moves as trades come)
+  // when the bars drawn are still the start of the new ones; otherwise (another book,
+  // old windows dropped, a window appearing between two drawn ones) all of them: the
+  // chart refuses an update older than its last bar.
+  if (book === shownBook && known && bars.length >= known &&
+      bars[known - 1].time === shownLast) {
+    for (let i = known - 1; i < bars.length; i++) {
       candles.update(bars[i]);
       volume.update(vols[i]);
     }
+  } else {
+    candles.setData(bars);
+    volume.setData(vols);
+    shownBook = book;
   }
+  shownLast = bars.length ? bars[bars.length - 1].time : null;
   chartEl.dataset.bars = String(bars.length);
   if (bars.length && !stats.firstChartMs) {
     stats.firstChartMs = performance.now().toFixed(0);
@@ -121,6 +132,13 @@ function drawChart(s) {
 }
 
 function drawTables(s) {
+  // The shown book's last trade on the board (its time and price): counted as it changes.
+  const mine = s.board.find(r => r.exchange === s.exchange && r.symbol === s.symbol);
+  const tradeKey = mine ? mine.ts + "/" + mine.price : "";
+  if (tradeKey !== lastTradeKey) {
+    if (lastTradeKey) stats.priceChanges = String(Number(stats.priceChanges || 0) + 1);
+    lastTradeKey = tradeKey;
+  }
   const board = document.querySelector("#board tbody");
   board.innerHTML = s.board.map(r =>
     `<tr><td>${r.exchange} ${r.symbol}</td><td>${r.price}</td>` +
@@ -193,26 +211,32 @@ pollOps();
 
 let generation = 0;  // a book change starts a new polling loop; the old one stops
 
-async function poll(mine = generation) {
+async function poll(mine = generation, after = "") {
   if (mine !== generation) return;
+  let next = POLL_MS;
   try {
     const resp = await fetch(`/api/snapshot?exchange=${encodeURIComponent(exchange)}` +
-                             `&symbol=${encodeURIComponent(symbol)}`);
+                             `&symbol=${encodeURIComponent(symbol)}` +
+                             (after ? `&after=${after}&wait_ms=${WAIT_MS}` : ""));
     const s = await resp.json();
     if (!resp.ok) throw new Error(s.error || resp.statusText);
+    if (mine !== generation) return;  // an answer for the book shown before
     drawHeader(s); drawChart(s); drawTables(s);
     showStale(...staleness(s));
     stats.polls = String(Number(stats.polls || 0) + 1);
+    after = s.version;
+    next = GAP_MS;
   } catch (err) {
     showStale("server", "the dashboard server does not answer (" + err.message + ")");
+    after = "";
   }
-  if (mine === generation) setTimeout(() => poll(mine), POLL_MS);
+  if (mine === generation) setTimeout(() => poll(mine, after), next);
 }
 
 document.getElementById("book").addEventListener("change", ev => {
   [exchange, symbol] = ev.target.value.split(":");
   history.replaceState(null, "", `?exchange=${exchange}&symbol=${symbol}`);
-  lastBarKey = ""; changes = [];
+  lastBarKey = ""; changes = []; lastTradeKey = "";
   generation += 1;
   poll(generation);
 });

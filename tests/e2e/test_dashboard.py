@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from harness.browser import Browser
+from harness.browser import Browser, BrowserError
 from harness.stack import own_home
 from infra.kafka import ensure_topic
 from infra.processes import free_port
@@ -141,8 +141,8 @@ def test_dashboard_renders_and_the_current_bar_moves(
             live = _snapshot(port)["live"]
             assert live["enabled"] and live["records"] > 0 and not live["error"], live
 
-            # The feed holds a whole window of trades (it is complete from the first
-            # minute after it started reading), before the trades stop.
+            # The feed holds trades of a window it has whole (from the minute it started
+            # in), before the trades stop.
             deadline = time.monotonic() + 150
             while not feed.bars(feed.partials.complete_from, None):
                 assert time.monotonic() < deadline, f"the live feed got no rows: {feed.error}"
@@ -150,7 +150,18 @@ def test_dashboard_renders_and_the_current_bar_moves(
 
             # The trades stop: after stale_s seconds without one, the page says so.
             done.set()
-            browser.wait_for("document.body.dataset.stale === 'trades'", 90)
+            try:
+                browser.wait_for("document.body.dataset.stale === 'trades'", 90)
+            except BrowserError:
+                snap = _snapshot(port)
+                page = browser.evaluate(
+                    "[document.body.dataset.stale, document.getElementById('stale').innerText,"
+                    " document.body.dataset.polls,"
+                    " document.getElementById('freshness').dataset.ageS]")
+                pytest.fail(f"the page never said no trade came: (stale, its text, answers "
+                            f"drawn, age) {page}; the server's newest trade "
+                            f"{snap['newest_trade']}, its time {snap['server_time']}, "
+                            f"version {snap['version']}")
             # The feed's bars (every book, every window since it was complete) equal the
             # serving view's once the committers have caught up: exactly, every measure.
             _feed_equals_serving(settings, feed)

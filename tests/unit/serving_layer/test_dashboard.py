@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
+from infra.processes import free_port
 from serving_layer.dashboard import Snapshots
 from shared.config import Settings
 
@@ -136,3 +140,80 @@ def test_a_server_that_never_reached_trino_answers_with_the_error(tmp_path: Path
         assert snap["bars"] == [] and "connection refused" in snap["trino"]["error"]
     finally:
         snapshots.close()
+
+
+class Ticking:
+    """A live feed that only changes its version (the page's long poll waits for it)."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.on_change: Callable[[], None] | None = None
+        self.error = None
+        self.records = 0
+
+    def tick(self) -> None:
+        self.version += 1
+        assert self.on_change is not None  # the server listens
+        self.on_change()
+
+    def bars(self, *args: Any) -> dict[Any, Any]:
+        return {}
+
+    def last_trades(self) -> dict[Any, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_long_poll_is_answered_when_the_feed_changes_or_when_its_wait_ends(
+        tmp_path: Path) -> None:
+    feed = Ticking()
+    # One refresh cycle, then none for a minute: only the feed moves the version.
+    snapshots = Snapshots(Settings(home=tmp_path), "desk", 60, client=Answers(),  # type: ignore[arg-type]
+                          live=feed)  # type: ignore[arg-type]
+    try:
+        first = json.loads(snapshots.get("binance", "BTC-USDT"))
+        assert first["version"] == "1.0"
+        # Nothing new: held for its whole wait, then the same data.
+        t0 = time.monotonic()
+        same = json.loads(snapshots.get("binance", "BTC-USDT", after="1.0", wait_s=0.3))
+        assert time.monotonic() - t0 >= 0.3 and same["version"] == "1.0"
+        # The feed changes while a request waits: answered then, with the new version.
+        got: list[dict[str, Any]] = []
+        waiting = threading.Thread(target=lambda: got.append(json.loads(
+            snapshots.get("binance", "BTC-USDT", after="1.0", wait_s=4.5))))
+        t0 = time.monotonic()
+        waiting.start()
+        time.sleep(0.2)
+        assert not got  # still held
+        feed.tick()
+        waiting.join(10)
+        assert got and got[0]["version"] == "1.1" and time.monotonic() - t0 < 3
+        # A page behind (its version is not the server's) is answered at once.
+        t0 = time.monotonic()
+        assert json.loads(snapshots.get("binance", "BTC-USDT", after="1.0",
+                                        wait_s=4.5))["version"] == "1.1"
+        assert time.monotonic() - t0 < 1
+    finally:
+        snapshots.close()
+
+
+def test_the_server_refuses_a_wait_it_would_not_honour(tmp_path: Path) -> None:
+    from serving_layer.dashboard import DashboardServer
+
+    settings = Settings(home=tmp_path)
+    server = DashboardServer(free_port(), Snapshots(settings, "desk", 60, client=Answers()),  # type: ignore[arg-type]
+                             settings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/api/snapshot?exchange=binance&symbol=BTC-USDT"
+    try:
+        for wait in ("abc", "-1", "60000"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"{base}&after=1.0&wait_ms={wait}", timeout=10)  # noqa: S310 - http://127.0.0.1
+            assert err.value.code == 400 and b"wait_ms must be" in err.value.read()
+        with urllib.request.urlopen(f"{base}&after=0.0&wait_ms=500", timeout=10) as resp:  # noqa: S310 - http://127.0.0.1
+            assert json.loads(resp.read())["version"] == "1.0"
+    finally:
+        server.shutdown()
+        server.server_close()
