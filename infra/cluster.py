@@ -18,11 +18,9 @@ Trino worker B+40.
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import os
-import ssl
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -127,21 +125,30 @@ def trino_worker_service(settings: Settings) -> Service:
                    (settings.cluster_port_base + 40,))
 
 
-def trino_workers(settings: Settings) -> list[dict[str, Any]]:
-    """The workers the coordinator knows (GET /v1/node/worker over HTTPS as ops)."""
-    context = ssl.create_default_context(cafile=str(cert_file(settings)))
-    request = urllib.request.Request(f"{settings.trino_endpoint}/v1/node/worker")  # noqa: S310
-    auth = base64.b64encode(f"ops:{password(settings, 'ops')}".encode()).decode()
-    request.add_header("Authorization", f"Basic {auth}")
-    request.add_header("X-Trino-User", "ops")
-    with urllib.request.urlopen(request, timeout=3, context=context) as resp:  # noqa: S310
-        workers: list[dict[str, Any]] = json.loads(resp.read())
-    return workers
+def trino_workers(settings: Settings) -> list[tuple[str, str]]:
+    """(node id, state) of the workers the coordinator knows: system.runtime.nodes, asked
+    over HTTPS as ops."""
+    import requests
+    import trino
+    from trino.auth import BasicAuthentication
+
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(cert_file(settings))
+    conn = trino.dbapi.connect(  # type: ignore[no-untyped-call]
+        host="127.0.0.1", port=settings.trino_https_port, http_scheme="https", user="ops",
+        auth=BasicAuthentication("ops", password(settings, "ops")), http_session=session,
+        request_timeout=5, catalog="system")
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT node_id, state FROM system.runtime.nodes WHERE NOT coordinator")
+        return [(str(node), str(state)) for node, state in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 def _worker_active(settings: Settings) -> bool:
-    return any(w.get("nodeId") == TRINO_WORKER_ID and w.get("state") == "active"
-               for w in trino_workers(settings))
+    return (TRINO_WORKER_ID, "active") in trino_workers(settings)
 
 
 TRINO_WORKER_ID = "concord-worker-1"
