@@ -82,8 +82,8 @@ def test_lambda_path_on_the_clusters_survives_a_broker_and_a_taskmanager() -> No
             done = subprocess.run([CONCORD, "batch", "run"], env=env, capture_output=True,
                                   text=True, timeout=1200, check=False)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            refresh(settings)  # the batch run's new tables registered in the metastore
             assert _raw_count(settings) == len(trades)
-            refresh(settings)
 
             # Every view equals DuckDB once the speed job (restarted by Flink from its
             # checkpoint on the TaskManager left) has caught up.
