@@ -48,6 +48,7 @@ bench: setup ## all benchmarks, figures printed (see BENCHMARKS.md); takes ~3 h
 	@$(BIN)/python -m bench.speed
 	@$(BIN)/python -m bench.faults
 	@$(BIN)/python -m bench.soak
+	@$(BIN)/python -m bench.cluster
 
 clean: down ## remove runtime state ($$CONCORD_HOME); keeps .venv and artifacts
 	rm -rf .concord
