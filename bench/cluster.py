@@ -31,16 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.recompute import build_raw_trades
-from bench.speed import speed_job_rate
+from bench.speed import backlog, speed_job_rate
 from harness.stack import private_cluster_settings, running
-from infra.kafka import ensure_topic
-from producers.market import MarketConfig
-from producers.produce import ProduceReport, generated, produce
 from shared.config import Settings
 
 CONCORD = str(Path(sys.executable).with_name("concord"))
@@ -49,13 +45,9 @@ CONCORD = str(Path(sys.executable).with_name("concord"))
 def catch_up(settings: Settings, messages: int, parallelisms: list[int]) -> dict[int, float]:
     rates: dict[int, float] = {}
     for p in parallelisms:
-        topic = f"bench-cluster-p{p}-{uuid.uuid4().hex[:6]}"
-        on_topic = settings.model_copy(update={"topic": topic})
-        ensure_topic(on_topic, topic, settings.topic_partitions)
-        report = produce(on_topic, generated(MarketConfig(seed=3), count=messages,
-                                             duration_s=None),
-                         report=ProduceReport(), progress=None)
-        print(f"catch-up, parallelism {p}: {report.sent:,} messages produced to {topic} "
+        on_topic, report = backlog(settings, f"bench-cluster-p{p}", messages)
+        print(f"catch-up, parallelism {p}: {report.sent:,} messages produced to "
+              f"{on_topic.topic} "
               f"({settings.kafka_brokers} brokers, replication {settings.kafka_replication}) "
               f"in {report.seconds:.1f}s", flush=True)
         with tempfile.TemporaryDirectory(prefix="concord-cluster-speed-") as root:

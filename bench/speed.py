@@ -450,18 +450,25 @@ def speed_job_rate(settings: Settings, backlog: int, parallelism: int, root: Pat
         control.stop(job)
 
 
+def backlog(settings: Settings, prefix: str, messages: int) -> tuple[Settings, ProduceReport]:
+    """`messages` generated trades produced to a new topic named from `prefix`; the
+    settings on that topic and the producer's report."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    on_topic = settings.model_copy(update={"topic": topic})
+    ensure_topic(on_topic, topic, settings.topic_partitions)
+    report = produce(on_topic, generated(MarketConfig(seed=3), count=messages,
+                                         duration_s=None),
+                     report=ProduceReport(), progress=None)
+    return on_topic, report
+
+
 def catch_up(settings: Settings, messages: int, parallelisms: list[int]) -> None:
     """Side by side on one backlog per parallelism: the plain Flink SQL job, then the
     speed job, each alone on the box (no producer running); rates and their ratio."""
     for p in parallelisms:
-        topic = f"bench-catch-up-p{p}-{uuid.uuid4().hex[:6]}"
-        on_topic = settings.model_copy(update={"topic": topic})
-        ensure_topic(on_topic, topic, settings.topic_partitions)
-        report = produce(on_topic, generated(MarketConfig(seed=3), count=messages,
-                                             duration_s=None),
-                         report=ProduceReport(), progress=None)
-        print(f"catch-up, parallelism {p}: {report.sent:,} messages produced to {topic} in "
-              f"{report.seconds:.1f}s", flush=True)
+        on_topic, report = backlog(settings, f"bench-catch-up-p{p}", messages)
+        print(f"catch-up, parallelism {p}: {report.sent:,} messages produced to "
+              f"{on_topic.topic} in {report.seconds:.1f}s", flush=True)
         plain = baseline_rate(on_topic, report.sent, p)
         with tempfile.TemporaryDirectory(prefix="concord-speed-") as root:
             ours = speed_job_rate(on_topic, report.sent, p, Path(root))
