@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from infra.artifacts import metastore_home
 from infra.java import java17, java_for_trino
 from infra.processes import Service, ServiceError, port_in_use
 from infra.security import cert_file, internal_secret, password, write_private
@@ -392,17 +393,24 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
+def _give_to_postgres(path: Path) -> None:
+    """As root, `path` becomes the `postgres` user's (the one the server runs as)."""
+    import pwd
+
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
 def _postgres_dir(settings: Settings) -> Path:
     """The cluster's data folder, owned by the user PostgreSQL runs as; its ancestors
     under CONCORD_HOME get the search bit for that user (no listing)."""
-    import pwd
     import stat
 
     folder = settings.data_dir / "postgres"
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(folder, user.pw_uid, user.pw_gid)
+        _give_to_postgres(folder)
         folder.chmod(0o700)
         for parent in (settings.data_dir, settings.home):
             parent.chmod(parent.stat().st_mode | stat.S_IXOTH)
@@ -452,11 +460,7 @@ def start_postgres(settings: Settings) -> int:
             f"unix_socket_directories = '{folder}'\nmax_connections = 50\n"
             "shared_buffers = 64MB\n")
     (data / "postgresql.auto.conf").write_text(conf)
-    if os.geteuid() == 0:
-        import pwd
-
-        user = pwd.getpwnam("postgres")
-        os.chown(data / "postgresql.auto.conf", user.pw_uid, user.pw_gid)
+    _give_to_postgres(data / "postgresql.auto.conf")
     pid = postgres_service(settings).start(
         _as_postgres([str(POSTGRES_BIN / "postgres"), "-D", str(data)]),
         env=dict(os.environ), cwd=folder, ready=functools.partial(_postgres_ready, settings),
@@ -467,8 +471,6 @@ def start_postgres(settings: Settings) -> int:
               "TEMPLATE template0")
     if not _psql(settings, "-c", "SELECT 1 FROM pg_tables WHERE tablename = 'VERSION'",
                  database=METASTORE_DB):
-        from infra.artifacts import metastore_home
-
         scripts = metastore_home(settings) / "scripts" / "metastore" / "upgrade" / "postgres"
         schema = max(scripts.glob("hive-schema-4.*.postgres.sql"))
         _psql(settings, "-c", f"SET ROLE {METASTORE_USER}", "-f", str(schema),
@@ -504,21 +506,15 @@ def _metastore_site(settings: Settings) -> Path:
                    for k, v in props.items())
     (conf / "metastore-site.xml").write_text(
         f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n')
-    home = _metastore_home(settings)
+    home = metastore_home(settings)
     (conf / "metastore-log4j2.properties").write_text(
         (home / "conf" / "metastore-log4j2.properties").read_text())
     return conf
 
 
-def _metastore_home(settings: Settings) -> Path:
-    from infra.artifacts import metastore_home
-
-    return metastore_home(settings)
-
-
 def start_metastore(settings: Settings) -> int:
     """Hive's standalone metastore (Thrift, 127.0.0.1) on the private PostgreSQL."""
-    home = _metastore_home(settings)
+    home = metastore_home(settings)
     conf = _metastore_site(settings)
     (settings.data_dir / "metastore" / "warehouse").mkdir(parents=True, exist_ok=True)
     classpath = os.pathsep.join([str(conf), str(home / "lib" / "*"),
