@@ -32,7 +32,7 @@ KAFKA_VERSION = "4.3.1"
 
 def kafka_service(settings: Settings, node: int = 1) -> Service:
     """The local broker `node` (1-based): "kafka" alone, "kafka-N" in the cluster profile."""
-    name = "kafka" if settings.kafka_brokers == 1 else f"kafka-{node}"
+    name = _kafka_name(settings, node)
     return Service(
         name,
         settings.run_dir,
@@ -57,8 +57,14 @@ def trino_service(settings: Settings) -> Service:
 # --- Kafka -------------------------------------------------------------------------------
 
 
+def _kafka_name(settings: Settings, node: int) -> str:
+    """A broker's name (its service's, logs' and data folder's): "kafka" alone,
+    "kafka-N" in the cluster profile."""
+    return "kafka" if settings.kafka_brokers == 1 else f"kafka-{node}"
+
+
 def _kafka_dir(settings: Settings, node: int) -> Path:
-    return settings.data_dir / ("kafka" if settings.kafka_brokers == 1 else f"kafka-{node}")
+    return settings.data_dir / _kafka_name(settings, node)
 
 
 def _kafka_config(settings: Settings, node: int = 1) -> Path:
