@@ -5,8 +5,10 @@ exporter scraping every 10 s), `concord demo`'s processes run (the speed job, a 
 stream at `--rate` messages/s, the batch loop every `--batch-every` seconds, the
 dashboard, the reconcile loop) and
 `--readers` threads query the serving layer as the desk does (serving.bars_1m of one
-book for the last hour, serving.ticker), each answer also measuring freshness: the age
-of the newest trade serving.ticker shows. Every `--every` seconds (and at the end) it
+book for the last hour, serving.ticker), then pause `--think` seconds, each answer also
+measuring freshness: the age of the newest trade serving.ticker shows. (Back to back,
+8 readers hold Trino at ~1.1 of the 2 cores and the batch loop, which yields to Trino,
+gets ~0.06 core: a saturation test, not a soak.) Every `--every` seconds (and at the end) it
 prints: Kafka lag of the speed job and of the batch layer, each process's RSS (with its
 children), freshness p50/p99 of the interval, each lake table's file count and Delta log
 length (commits since its last checkpoint), CONCORD_HOME's size on disk.
@@ -52,10 +54,12 @@ def say(text: str) -> None:
 
 
 class Readers:
-    """`n` threads querying the serving views back to back; freshness per answer."""
+    """`n` threads each querying the serving views, then pausing `think_s` (0: back to
+    back); freshness per answer."""
 
-    def __init__(self, settings: Settings, n: int) -> None:
+    def __init__(self, settings: Settings, n: int, think_s: float) -> None:
         self.settings = settings
+        self.think_s = think_s
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.fresh: list[float] = []
@@ -92,6 +96,7 @@ class Readers:
                 self.latency.append(took)
                 if newest is not None:
                     self.fresh.append(time.time() - newest.replace(tzinfo=UTC).timestamp())
+            self.stop.wait(self.think_s)
 
     def take(self) -> tuple[list[float], list[float], int]:
         with self.lock:
@@ -252,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=5000, help="live stream, msg/s (default 5000)")
     p.add_argument("--batch-every", type=int, default=180)
     p.add_argument("--readers", type=int, default=8)
+    p.add_argument("--think", type=float, default=2.0,
+                   help="seconds a reader pauses between its rounds (default 2; 0: back to "
+                   "back, which on two cores starves the batch loop: BENCHMARKS.md)")
     p.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     p.add_argument("--warmup", type=float, default=300.0)
     p.add_argument("--slack", type=float, default=1.25)
@@ -262,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
         base = sum(kafka.end_offsets(settings, settings.topic).values())
         demo.start(settings, rate=args.rate, every_s=args.batch_every, say=say)
-        readers = Readers(settings, args.readers)
+        readers = Readers(settings, args.readers, args.think)
         readers.start()
         t0 = time.monotonic()
         try:
@@ -281,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     for _, r in rows:
         for k, v in r.items():
             series[k].append(v)
-    print(f"\nsoak: {args.minutes:.0f} min at {args.rate:,} msg/s, {args.readers} readers, "
-          f"batch every {args.batch_every}s; {last.get('messages', 0):,.0f} messages sent")
+    print(f"\nsoak: {args.minutes:.0f} min at {args.rate:,} msg/s, {args.readers} readers "
+          f"pausing {args.think:g}s, batch every {args.batch_every}s; "
+          f"{last.get('messages', 0):,.0f} messages sent")
     for key in ("lag.speed", "lag.batch", "fresh_s.p99", "query_s.p50",
                 *sorted(k for k in series if k.startswith("cpu."))):
         vals = [v for v in series.get(key, []) if v == v]

@@ -30,6 +30,20 @@ class ArtifactsMissingError(RuntimeError):
     """An engine's artifacts are not resolved: the message says to run `make setup`."""
 
 
+def spark_home() -> Path:
+    """The pyspark wheel's folder: Spark's jars, `bin/spark-class`, a SPARK_HOME."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def pyflink_home() -> Path:
+    """The apache-flink wheel's folder: Flink's `lib`, `plugins`, `conf` and `bin`."""
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
 def engine_dir(settings: Settings, engine: str) -> Path:
     return settings.artifacts / engine
 

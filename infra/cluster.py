@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from infra.artifacts import metastore_home
+from infra.artifacts import metastore_home, pyflink_home, spark_home
 from infra.java import java17, java_for_trino
 from infra.processes import Service, ServiceError, port_in_use
 from infra.security import cert_file, internal_secret, password, write_private
@@ -35,12 +35,6 @@ from shared.config import Settings
 SPARK_WORKERS = 2
 SPARK_DAEMON_MEMORY = "384m"  # the master's and each worker's own heap
 SPARK_WORKER_MEMORY = "1536m"  # what a worker offers its executors
-
-
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
 
 
 def _spark_ports(settings: Settings, worker: int = 0) -> tuple[int, int]:
@@ -186,12 +180,6 @@ def start_trino_worker(settings: Settings) -> int:
 FLINK_TASKMANAGERS = 2
 FLINK_SLOTS = 2  # per TaskManager: one TaskManager alone can hold a parallelism-2 job
 JOB_NAME = "concord-speed"
-
-
-def pyflink_home() -> Path:
-    import pyflink
-
-    return Path(pyflink.__file__).resolve().parent
 
 
 def flink_rest_port(settings: Settings) -> int:

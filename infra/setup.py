@@ -28,6 +28,8 @@ from infra.artifacts import (
     SPEED_FUNCTIONS,
     TRINO_VERSION,
     engine_dir,
+    pyflink_home,
+    spark_home,
 )
 from infra.cluster import POSTGRES_BIN
 from infra.java import JavaNotFoundError, Jdk, find_jdk, pypi_jdk_home
@@ -95,9 +97,7 @@ def _artifact_base(jar: str) -> str:
 
 
 def _pyspark_jar_bases() -> set[str]:
-    import pyspark
-
-    jars_dir = Path(pyspark.__file__).parent / "jars"
+    jars_dir = spark_home() / "jars"
     return {_artifact_base(p.name) for p in jars_dir.glob("*.jar")}
 
 
@@ -217,8 +217,6 @@ def build_speed_functions(settings: Settings, jdks: list[Jdk]) -> bool:
     apache-flink wheel's jars into one jar; False when it is up to date (a stamp holds
     the sources' hash). javac comes from the first of `jdks` that has one, `--release 17`
     (Flink runs on Java 17)."""
-    import pyflink
-
     sources = sorted(SPEED_JVM.rglob("*.java"))
     digest = hashlib.sha256()
     for source in sources:
@@ -229,7 +227,7 @@ def build_speed_functions(settings: Settings, jdks: list[Jdk]) -> bool:
     if stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
         return False
     dest.mkdir(parents=True, exist_ok=True)
-    _compile_jar(sources, [Path(pyflink.__file__).parent / "lib" / "*"],
+    _compile_jar(sources, [pyflink_home() / "lib" / "*"],
                  dest / "concord-speed-functions.jar", _javac(jdks), what=str(SPEED_JVM))
     stamp.write_text(digest.hexdigest() + "\n")
     return True
@@ -266,9 +264,7 @@ def build_flink_reporter(settings: Settings, jdks: list[Jdk]) -> bool:
     (from the apache-flink wheel's plugins) and Concord's subclass of it that binds
     127.0.0.1 (infra/prometheus/flink/*.java, compiled here), in one folder for the job's
     class path (speed_layer.job). False when up to date."""
-    import pyflink
-
-    wheel_plugin = Path(pyflink.__file__).parent / "plugins" / "metrics-prometheus"
+    wheel_plugin = pyflink_home() / "plugins" / "metrics-prometheus"
     flink_jar = next(wheel_plugin.glob("flink-metrics-prometheus-*.jar"), None)
     if flink_jar is None:
         raise SetupError(f"the apache-flink wheel has no flink-metrics-prometheus jar in "
@@ -283,7 +279,7 @@ def build_flink_reporter(settings: Settings, jdks: list[Jdk]) -> bool:
         return False
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    _compile_jar(sources, [Path(pyflink.__file__).parent / "lib" / "*", flink_jar],
+    _compile_jar(sources, [pyflink_home() / "lib" / "*", flink_jar],
                  dest / "concord-flink-reporter.jar", _javac(jdks),
                  what="the Flink metrics reporter",
                  entries={"META-INF/services/org.apache.flink.metrics.reporter."
