@@ -105,7 +105,11 @@ def start_spark(settings: Settings) -> int:
              "--webui-port", str(ui), "--cores", "1", "--memory", SPARK_WORKER_MEMORY,
              "--work-dir", str(work)],
             env=env, cwd=work, ready=functools.partial(_registered, settings, n),
-            timeout_s=90)
+            timeout_s=90,
+            # Executors are the worker's children and inherit its niceness: the batch
+            # layer's work yields to the speed job here as the local driver's does
+            # (CONCORD_BATCH_NICE; seen at nice 0 beside a nice-10 driver).
+            nice=settings.batch_nice)
     return pid
 
 
@@ -228,6 +232,10 @@ def flink_config(settings: Settings) -> dict[str, str]:
         # RocksDB (the dedupe state) and the Python workers live in managed memory.
         "taskmanager.memory.managed.size": "1024m",
         "parallelism.default": "2",
+        # Slots spread over the TaskManagers (Flink's default fills one TaskManager's
+        # slots first: at parallelism 2 both subtasks ran in one TaskManager and the
+        # other idled, measured with JFR; BENCHMARKS.md, "The cluster profile").
+        "taskmanager.load-balance.mode": "slots",
         # A TaskManager lost: the job restarts from its last checkpoint on the slots left.
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "1000",
