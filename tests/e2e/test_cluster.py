@@ -27,7 +27,12 @@ from pathlib import Path
 import pytest
 
 from harness.stack import private_cluster_settings, running
-from infra.cluster import flink_jobs, flink_taskmanager_ids, flink_taskmanager_service
+from infra.cluster import (
+    flink_jobs,
+    flink_rest,
+    flink_taskmanager_ids,
+    flink_taskmanager_service,
+)
 from infra.kafka import brokers
 from infra.services import kafka_service
 from producers.market import Market, MarketConfig
@@ -66,6 +71,11 @@ def test_lambda_path_on_the_clusters_survives_a_broker_and_a_taskmanager() -> No
             produce(settings, ((m.key, m.value) for m in messages[:HALF]),
                     report=ProduceReport(), progress=None)
 
+            # The job's two subtasks run one in each TaskManager (slots spread), so the
+            # TaskManager killed below is one the job runs in.
+            used = {tm["id"]: tm["slotsNumber"] - tm["freeSlots"]
+                    for tm in flink_rest(settings, "/taskmanagers")["taskmanagers"]}
+            assert sorted(used.values()) == [1, 1], used
             # One broker and one TaskManager die mid-stream.
             broker = kafka_service(settings, 2).pid()
             taskmanager = flink_taskmanager_service(settings, 2).pid()
