@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         default=5, ge=0, le=19,
         description="Niceness of the local Trino coordinator: on a box it shares with the "
         "speed job, queries yield to the stream (a starved speed job makes every answer "
-        "stale: BENCHMARKS.md, 'Freshness'); the batch commands yield to both "
+        "stale: BENCHMARKS.md, 'Freshness'); the batch commands share the rest with it "
         "(CONCORD_BATCH_NICE).",
     )
     trino_user: str = Field(
@@ -122,9 +122,12 @@ class Settings(BaseSettings):
     )
 
     batch_nice: int = Field(
-        default=10, ge=0, le=19,
+        default=5, ge=0, le=19,
         description="Niceness of the batch commands (their Spark JVM included): when they "
-        "share the box with the speed job, the desk's freshness keeps priority (0: none).",
+        "share the box with the speed job, the desk's freshness keeps priority (0: none). "
+        "Equal to CONCORD_TRINO_NICE by default: queries and batch runs share what the "
+        "speed job leaves (at 10, eight readers left a batch run 0.06 core and it never "
+        "finished: BENCHMARKS.md, 'Soak').",
     )
     batch_lateness_s: int = Field(
         default=120, ge=0,
