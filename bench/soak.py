@@ -7,8 +7,8 @@ dashboard, the reconcile loop) and
 `--readers` threads query the serving layer as the desk does (serving.bars_1m of one
 book for the last hour, serving.ticker), then pause `--think` seconds, each answer also
 measuring freshness: the age of the newest trade serving.ticker shows. (Back to back,
-8 readers hold Trino at ~1.1 of the 2 cores and the batch loop, which yields to Trino,
-gets ~0.06 core: a saturation test, not a soak.) Every `--every` seconds (and at the end) it
+8 readers held Trino at ~1.1 of the 2 cores and left the batch loop ~0.06 core: a
+saturation test, not a soak.) Every `--every` seconds (and at the end) it
 prints: Kafka lag of the speed job and of the batch layer, each process's RSS (with its
 children), freshness p50/p99 of the interval, each lake table's file count and Delta log
 length (commits since its last checkpoint), CONCORD_HOME's size on disk.
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--readers", type=int, default=8)
     p.add_argument("--think", type=float, default=2.0,
                    help="seconds a reader pauses between its rounds (default 2; 0: back to "
-                   "back, which on two cores starves the batch loop: BENCHMARKS.md)")
+                   "back, a saturation test on two cores: BENCHMARKS.md)")
     p.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     p.add_argument("--warmup", type=float, default=300.0)
     p.add_argument("--slack", type=float, default=1.25)
