@@ -108,7 +108,8 @@ def start_spark(settings: Settings) -> int:
             timeout_s=90,
             # Executors are the worker's children and inherit its niceness: the batch
             # layer's work yields to the speed job here as the local driver's does
-            # (CONCORD_BATCH_NICE; seen at nice 0 beside a nice-10 driver).
+            # (CONCORD_BATCH_NICE; started without it, they ran at nice 0 beside the
+            # driver's batch niceness).
             nice=settings.batch_nice)
     return pid
 
@@ -312,9 +313,21 @@ def cancel_flink_jobs(settings: Settings, name: str = JOB_NAME, timeout_s: float
     return len(jobs)
 
 
+def _taskmanagers(settings: Settings) -> list[dict[str, Any]]:
+    """The TaskManagers registered with the JobManager, as its REST API lists them."""
+    taskmanagers: list[dict[str, Any]] = flink_rest(settings, "/taskmanagers").get(
+        "taskmanagers", [])
+    return taskmanagers
+
+
 def flink_taskmanager_ids(settings: Settings) -> list[str]:
     """Resource ids of the TaskManagers registered with the JobManager."""
-    return [tm["id"] for tm in flink_rest(settings, "/taskmanagers").get("taskmanagers", [])]
+    return [tm["id"] for tm in _taskmanagers(settings)]
+
+
+def flink_slots_in_use(settings: Settings) -> dict[str, int]:
+    """Slots in use per registered TaskManager (resource id -> count)."""
+    return {tm["id"]: tm["slotsNumber"] - tm["freeSlots"] for tm in _taskmanagers(settings)}
 
 
 def _jobmanager_up(settings: Settings) -> bool:

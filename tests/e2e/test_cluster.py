@@ -29,7 +29,7 @@ import pytest
 from harness.stack import private_cluster_settings, running
 from infra.cluster import (
     flink_jobs,
-    flink_rest,
+    flink_slots_in_use,
     flink_taskmanager_ids,
     flink_taskmanager_service,
 )
@@ -73,8 +73,7 @@ def test_lambda_path_on_the_clusters_survives_a_broker_and_a_taskmanager() -> No
 
             # The job's two subtasks run one in each TaskManager (slots spread), so the
             # TaskManager killed below is one the job runs in.
-            used = {tm["id"]: tm["slotsNumber"] - tm["freeSlots"]
-                    for tm in flink_rest(settings, "/taskmanagers")["taskmanagers"]}
+            used = flink_slots_in_use(settings)
             assert sorted(used.values()) == [1, 1], used
             # One broker and one TaskManager die mid-stream.
             broker = kafka_service(settings, 2).pid()
